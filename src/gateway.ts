@@ -1,0 +1,65 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createApp } from './app.js';
+import { AuditRecorder } from './audit/recorder.js';
+import type { Config } from './config.js';
+import { log } from './logger.js';
+import type { Services } from './services.js';
+import { openDatabase } from './store/db.js';
+import { migrate } from './store/migrate.js';
+import { Repository } from './store/repository.js';
+
+export interface Gateway {
+  services: Services;
+  server: http.Server;
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function buildServices(config: Config): Promise<Services> {
+  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize });
+  await migrate(db);
+  const repo = new Repository(db);
+  const audit = new AuditRecorder((rows) => repo.appendAudit(rows));
+  return {
+    config,
+    db,
+    repo,
+    audit,
+    async readiness() {
+      const store = await db.query('SELECT 1').then(() => 'ok', (err: Error) => `unreachable: ${err.message}`);
+      return { store };
+    },
+  };
+}
+
+/** Opens the store, serves the API and returns a handle that drains requests on close. */
+export async function startGateway(config: Config): Promise<Gateway> {
+  const services = await buildServices(config);
+  const app = createApp(services);
+  const server = http.createServer(app);
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const url = `http://127.0.0.1:${port}`;
+  log.info({ port, embedded: services.db.embedded }, 'gateway listening');
+  let closing: Promise<void> | undefined;
+  return {
+    services,
+    server,
+    url,
+    close: () =>
+      (closing ??= (async () => {
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeIdleConnections();
+        });
+        await services.audit.flush();
+        await services.db.close();
+        log.info('gateway stopped');
+      })()),
+  };
+}

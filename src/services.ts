@@ -1,0 +1,13 @@
+import type { AuditRecorder } from './audit/recorder.js';
+import type { Config } from './config.js';
+import type { Database } from './store/db.js';
+import type { Repository } from './store/repository.js';
+
+/** Everything a request handler or worker needs, built once at start. */
+export interface Services {
+  config: Config;
+  db: Database;
+  repo: Repository;
+  audit: AuditRecorder;
+  readiness(): Promise<Record<string, 'ok' | string>>;
+}

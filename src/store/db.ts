@@ -1,0 +1,86 @@
+import { mkdirSync } from 'node:fs';
+import pg from 'pg';
+import { log } from '../logger.js';
+
+/** Anything that runs SQL: the pool, or one connection inside a transaction. */
+export interface Queryable {
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(config: pg.QueryConfig): Promise<pg.QueryResult<R>>;
+}
+
+/**
+ * The store's connection to PostgreSQL. In the embedded deployment the server is PGlite inside this
+ * process, served over a loopback socket, so every other module talks plain SQL through `pg` either way.
+ */
+export interface Database extends Queryable {
+  readonly url: string;
+  readonly embedded: boolean;
+  readonly pool: pg.Pool;
+  /** Runs fn inside BEGIN … COMMIT on one connection; any throw rolls back. */
+  transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  databaseUrl?: string;
+  dataDir: string;
+  poolSize: number;
+}
+
+// timestamptz as ISO strings is left to callers; bigint counts come back as numbers.
+pg.types.setTypeParser(20, (v) => Number(v));
+
+export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  if (options.databaseUrl) return wrapPool(options.databaseUrl, false, options.poolSize, async () => {});
+  return openEmbedded(options);
+}
+
+async function openEmbedded(options: DatabaseOptions): Promise<Database> {
+  const { PGlite } = await import('@electric-sql/pglite');
+  const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
+  mkdirSync(options.dataDir, { recursive: true });
+  const pglite = await PGlite.create(options.dataDir);
+  const maxConnections = Math.max(options.poolSize, 4) + 8;
+  const server = new PGLiteSocketServer({ db: pglite, host: '127.0.0.1', port: 0, maxConnections });
+  await server.start();
+  const port = Number(server.getServerConn().split(':').pop());
+  const url = `postgres://postgres:postgres@127.0.0.1:${port}/postgres`;
+  log.info({ dataDir: options.dataDir, port }, 'embedded store started');
+  return wrapPool(url, true, options.poolSize, async () => {
+    await server.stop();
+    await pglite.close();
+  });
+}
+
+function wrapPool(url: string, embedded: boolean, poolSize: number, onClose: () => Promise<void>): Database {
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, idleTimeoutMillis: 30_000 });
+  pool.on('error', (err) => log.warn({ err: err.message }, 'idle database connection failed'));
+  let closed = false;
+  return {
+    url,
+    embedded,
+    pool,
+    query: ((textOrConfig: string | pg.QueryConfig, values?: unknown[]) =>
+      pool.query(textOrConfig as string, values)) as Queryable['query'],
+    async transaction(fn) {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        const result = await fn(client);
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw err;
+      } finally {
+        client.release();
+      }
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await pool.end();
+      await onClose();
+    },
+  };
+}

@@ -1,0 +1,126 @@
+import type { Queryable } from '../db.js';
+import { visibilitySql, type Viewer } from '../access.js';
+import { SqlParams } from '../sql.js';
+import { STORED_COLUMNS, toStored, type StoredResource, type StoredRow } from '../stored.js';
+import { criterionSql } from './conditions.js';
+import { paramsFor } from './parameters.js';
+import type { IncludeSpec, SearchRequest, SortKey } from './request.js';
+
+export interface SearchResult {
+  matches: StoredResource[];
+  included: StoredResource[];
+  total?: number;
+}
+
+const SORT_TABLE: Record<string, [string, string, string]> = {
+  date: ['sp_date', 'min(lo)', 'max(hi)'],
+  string: ['sp_string', 'min(norm)', 'max(norm)'],
+  token: ['sp_token', 'min(value)', 'max(value)'],
+  number: ['sp_number', 'min(value)', 'max(value)'],
+  quantity: ['sp_number', 'min(value)', 'max(value)'],
+  reference: ['sp_reference', 'min(target)', 'max(target)'],
+  uri: ['sp_uri', 'min(value)', 'max(value)'],
+};
+
+/** WHERE clause selecting the visible, current resources a search matches (filtering happens before paging). */
+export function matchCondition(request: SearchRequest, viewer: Viewer, params: SqlParams, alias = 'r'): string {
+  const where = [
+    `${alias}.resource_type = ${params.add(request.resourceType)}`,
+    `NOT ${alias}.deleted`,
+    visibilitySql(viewer, alias, params),
+    ...request.criteria.map((c) => criterionSql(c, alias, params, viewer)),
+  ];
+  return where.join('\n  AND ');
+}
+
+export async function executeSearch(db: Queryable, request: SearchRequest, viewer: Viewer): Promise<SearchResult> {
+  const countOnly = request.summary === 'count';
+  const totalPromise = request.total === 'accurate' || countOnly ? countMatches(db, request, viewer) : undefined;
+  const matches = countOnly || request.count === 0 ? [] : await pageOfMatches(db, request, viewer);
+  const included = matches.length ? await includes(db, request, matches, viewer) : [];
+  return { matches, included, total: await totalPromise };
+}
+
+async function pageOfMatches(db: Queryable, request: SearchRequest, viewer: Viewer): Promise<StoredResource[]> {
+  const params = new SqlParams();
+  const where = matchCondition(request, viewer, params);
+  const sql = `SELECT ${STORED_COLUMNS} FROM resource r WHERE ${where}
+    ORDER BY ${orderBy(request.sort, params)}
+    LIMIT ${params.add(request.count)} OFFSET ${params.add(request.offset)}`;
+  const { rows } = await db.query<StoredRow>(sql, params.values);
+  return rows.map(toStored);
+}
+
+async function countMatches(db: Queryable, request: SearchRequest, viewer: Viewer): Promise<number> {
+  const params = new SqlParams();
+  const { rows } = await db.query<{ total: number }>(
+    `SELECT count(*) AS total FROM resource r WHERE ${matchCondition(request, viewer, params)}`,
+    params.values,
+  );
+  return rows[0].total;
+}
+
+function orderBy(sort: SortKey[], params: SqlParams): string {
+  if (!sort.length) return 'r.last_updated DESC, r.id DESC';
+  const keys = sort.map(({ param, descending }) => {
+    const dir = descending ? 'DESC' : 'ASC';
+    if (param.code === '_lastUpdated') return `r.last_updated ${dir}`;
+    if (param.code === '_id') return `r.id ${dir}`;
+    const [table, asc, desc] = SORT_TABLE[param.type];
+    return `(SELECT ${descending ? desc : asc} FROM ${table} s WHERE s.resource_type = r.resource_type AND s.id = r.id
+      AND s.param = ${params.add(param.code)}) ${dir} NULLS LAST`;
+  });
+  return [...keys, 'r.id'].join(', ');
+}
+
+async function includes(db: Queryable, request: SearchRequest, matches: StoredResource[], viewer: Viewer): Promise<StoredResource[]> {
+  const found = new Map<string, StoredResource>();
+  const seen = new Set(matches.map((m) => `${m.resourceType}/${m.id}`));
+  const ids = matches.map((m) => m.id);
+  const batches = [
+    ...request.include.filter((s) => s.sourceType === request.resourceType).map((s) => forwardInclude(db, s, request.resourceType, ids, viewer)),
+    ...request.revinclude.map((s) => reverseInclude(db, s, request.resourceType, ids, viewer)),
+  ];
+  for (const rows of await Promise.all(batches)) {
+    for (const row of rows) {
+      const key = `${row.resourceType}/${row.id}`;
+      if (!seen.has(key)) found.set(key, row);
+    }
+  }
+  return [...found.values()];
+}
+
+function includeParams(spec: IncludeSpec): string[] {
+  return spec.param === '*'
+    ? [...paramsFor(spec.sourceType).values()].filter((p) => p.type === 'reference').map((p) => p.code)
+    : [spec.param];
+}
+
+async function forwardInclude(db: Queryable, spec: IncludeSpec, type: string, ids: string[], viewer: Viewer): Promise<StoredResource[]> {
+  const params = new SqlParams();
+  const sql = `SELECT DISTINCT ON (tr.resource_type, tr.id) ${prefixed('tr')} FROM sp_reference ref
+    JOIN resource tr ON tr.resource_type = ref.target_type AND tr.id = ref.target_id
+    WHERE ref.resource_type = ${params.add(type)} AND ref.id = ANY(${params.add(ids)}::text[])
+      AND ref.param = ANY(${params.add(includeParams(spec))}::text[])
+      ${spec.targetType ? `AND ref.target_type = ${params.add(spec.targetType)}` : ''}
+      AND NOT tr.deleted AND ${visibilitySql(viewer, 'tr', params)}`;
+  const { rows } = await db.query<StoredRow>(sql, params.values);
+  return rows.map(toStored);
+}
+
+async function reverseInclude(db: Queryable, spec: IncludeSpec, type: string, ids: string[], viewer: Viewer): Promise<StoredResource[]> {
+  const params = new SqlParams();
+  const sql = `SELECT DISTINCT ON (src.resource_type, src.id) ${prefixed('src')} FROM sp_reference ref
+    JOIN resource src ON src.resource_type = ref.resource_type AND src.id = ref.id
+    WHERE ref.target_type = ${params.add(type)} AND ref.target_id = ANY(${params.add(ids)}::text[])
+      AND ref.resource_type = ${params.add(spec.sourceType)}
+      AND ref.param = ANY(${params.add(includeParams(spec))}::text[])
+      AND NOT src.deleted AND ${visibilitySql(viewer, 'src', params)}
+    LIMIT 1000`;
+  const { rows } = await db.query<StoredRow>(sql, params.values);
+  return rows.map(toStored);
+}
+
+function prefixed(alias: string): string {
+  return STORED_COLUMNS.split(', ').map((c) => `${alias}.${c}`).join(', ');
+}
