@@ -1,0 +1,120 @@
+import { randomUUID } from 'node:crypto';
+import type { AuditEvent } from '@medplum/fhirtypes';
+import type { AuditRow } from '../store/write-batch.js';
+
+export const RENKEI_SYSTEM = 'http://renkei.jp/fhir';
+export const CLIENT_ID_SYSTEM = `${RENKEI_SYSTEM}/NamingSystem/client-id`;
+
+/** Who acted: the gateway administrator or a registered client acting for an Organization. */
+export interface AuditActor {
+  admin: boolean;
+  clientId?: string;
+  organizationId?: string;
+  purposeOfUse?: string;
+}
+
+export type Interaction =
+  | 'create' | 'update' | 'delete' | 'read' | 'vread' | 'search' | 'history' | 'transaction' | 'batch' | 'operation';
+
+const ACTION: Record<Interaction, AuditEvent['action']> = {
+  create: 'C', update: 'U', delete: 'D', read: 'R', vread: 'R', search: 'E', history: 'R',
+  transaction: 'E', batch: 'E', operation: 'E',
+};
+
+const RESTFUL_INTERACTION: Record<Interaction, string> = {
+  create: 'create', update: 'update', delete: 'delete', read: 'read', vread: 'vread', search: 'search-type',
+  history: 'history-instance', transaction: 'transaction', batch: 'batch', operation: 'operation',
+};
+
+export interface AuditFacts {
+  interaction: Interaction;
+  actor: AuditActor;
+  /** '0' success, '4' minor failure (refused, not found), '8' serious failure. */
+  outcome?: '0' | '4' | '8' | '12';
+  outcomeDesc?: string;
+  /** References of the resources involved (`Type/id` or `Type/id/_history/n`). */
+  entities?: string[];
+  patientId?: string | null;
+  owner?: string | null;
+  /** The query string of a search, kept as BALP does (base64). */
+  query?: string;
+  recorded?: Date;
+}
+
+/** Builds the AuditEvent resource (Basic Audit Log Patterns style) and its indexed columns. */
+export function auditRow(facts: AuditFacts): AuditRow {
+  const id = randomUUID();
+  const recorded = facts.recorded ?? new Date();
+  const outcome = facts.outcome ?? '0';
+  const event: AuditEvent = {
+    resourceType: 'AuditEvent',
+    id,
+    type: { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest', display: 'RESTful Operation' },
+    subtype: [{ system: 'http://hl7.org/fhir/restful-interaction', code: RESTFUL_INTERACTION[facts.interaction] }],
+    action: ACTION[facts.interaction],
+    recorded: recorded.toISOString(),
+    outcome,
+    ...(facts.outcomeDesc ? { outcomeDesc: facts.outcomeDesc } : {}),
+    ...(facts.actor.purposeOfUse
+      ? { purposeOfEvent: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: facts.actor.purposeOfUse }] }] }
+      : {}),
+    agent: agents(facts.actor),
+    source: {
+      observer: { display: 'renkei gateway' },
+      type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4', display: 'Application Server' }],
+    },
+    entity: entities(facts),
+  };
+  return {
+    id,
+    recorded,
+    action: RESTFUL_INTERACTION[facts.interaction],
+    outcome,
+    agentOrg: facts.actor.organizationId ?? null,
+    agentClient: facts.actor.clientId ?? null,
+    owner: facts.owner ?? null,
+    patientId: facts.patientId ?? null,
+    entity: facts.entities ?? [],
+    purpose: facts.actor.purposeOfUse ?? null,
+    json: JSON.stringify(event),
+  };
+}
+
+function agents(actor: AuditActor): AuditEvent['agent'] {
+  if (actor.admin) {
+    return [{ type: applicationRole(), who: { display: 'gateway administrator' }, requestor: true }];
+  }
+  return [
+    {
+      type: applicationRole(),
+      who: { identifier: { system: CLIENT_ID_SYSTEM, value: actor.clientId } },
+      requestor: true,
+    },
+    ...(actor.organizationId
+      ? [{ who: { reference: `Organization/${actor.organizationId}` }, requestor: false }]
+      : []),
+  ];
+}
+
+function applicationRole() {
+  return { coding: [{ system: 'http://dicom.nema.org/resources/ontology/DCM', code: '110150', display: 'Application' }] };
+}
+
+function entities(facts: AuditFacts): AuditEvent['entity'] {
+  const list: NonNullable<AuditEvent['entity']> = [];
+  if (facts.patientId) {
+    list.push({ what: { reference: `Patient/${facts.patientId}` }, role: objectRole('1', 'Patient') });
+  }
+  for (const reference of facts.entities ?? []) {
+    if (facts.patientId && reference === `Patient/${facts.patientId}`) continue;
+    list.push({ what: { reference }, role: objectRole('4', 'Domain Resource') });
+  }
+  if (facts.query !== undefined) {
+    list.push({ role: objectRole('24', 'Query'), query: Buffer.from(facts.query).toString('base64') });
+  }
+  return list;
+}
+
+function objectRole(code: string, display: string) {
+  return { system: 'http://terminology.hl7.org/CodeSystem/object-role', code, display };
+}

@@ -1,0 +1,48 @@
+import type { Resource } from '@medplum/fhirtypes';
+import { validateResource, type ValidationIssue } from '../validation/index.js';
+import { isSupportedType } from '../store/resource-types.js';
+import { FhirError, type Issue } from './outcome.js';
+
+/**
+ * Checks a resource body before it is written: a JSON object of a supported type (matching the URL's type
+ * where there is one), then structure and claimed profiles. Structure failures answer 400, profile and
+ * invariant failures 422, as FHIR's create/update interactions specify.
+ */
+export function assertValidResource(body: unknown, expectedType?: string): Resource {
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new FhirError(400, { code: 'structure', diagnostics: 'The body must be a FHIR resource (JSON object) / FHIRリソースを送信してください' });
+  const resourceType = (body as { resourceType?: unknown }).resourceType;
+  if (typeof resourceType !== 'string')
+    throw new FhirError(400, { code: 'structure', diagnostics: 'resourceType is missing', expression: ['resourceType'] });
+  if (expectedType && resourceType !== expectedType)
+    throw new FhirError(400, {
+      code: 'invalid',
+      diagnostics: `resourceType ${resourceType} does not match the URL's ${expectedType}`,
+      expression: ['resourceType'],
+    });
+  if (!isSupportedType(resourceType))
+    throw new FhirError(400, { code: 'not-supported', diagnostics: `Resource type ${resourceType} is not held by this gateway` });
+  const errors = validateResource(body).filter((i) => i.severity === 'error' || i.severity === 'fatal');
+  if (errors.length) throw new FhirError(statusFor(errors), errors.map(toIssue));
+  return body as Resource;
+}
+
+/** Every issue (errors, warnings, information), for $validate. */
+export function validationIssues(body: unknown, profile?: string): Issue[] {
+  return validateResource(body, profile ? { profiles: [profile] } : undefined).map(toIssue);
+}
+
+const STRUCTURAL = new Set(['structure', 'required', 'value', 'invalid']);
+
+function statusFor(errors: ValidationIssue[]): number {
+  return errors.some((e) => STRUCTURAL.has(e.code)) && !errors.some((e) => e.code === 'invariant' || e.code === 'processing') ? 400 : 422;
+}
+
+function toIssue(issue: ValidationIssue): Issue {
+  return {
+    severity: issue.severity,
+    code: issue.code as Issue['code'],
+    diagnostics: issue.diagnostics,
+    expression: issue.expression,
+  };
+}
