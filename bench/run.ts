@@ -1,0 +1,153 @@
+/**
+ * npm run bench: the gateway's throughput and latency on both stacks, each beside a baseline measured in
+ * the same run (bare `pg` inserts of the same resources into the same kind of store).
+ * Settings: BENCH_RESOURCES (default 100000), BENCH_CREATES (5000), BENCH_STACKS (embedded,servers),
+ * BENCH_DATABASE_URL / BENCH_REDIS_URL (default the local PostgreSQL and Redis).
+ */
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { startGatewayProcess } from './gateway-process.js';
+import { embeddedStack, reachable, serverStack, type BenchStack } from './stacks.js';
+import { fmt, runPool, summarize, type Latencies } from './stats.js';
+import { BenchClient, observationOf, patientOf } from './workload.js';
+
+const RESOURCES = Number(process.env.BENCH_RESOURCES ?? 100_000);
+const CREATES = Number(process.env.BENCH_CREATES ?? 5000);
+const STACKS = (process.env.BENCH_STACKS ?? 'embedded,servers').split(',');
+const PG_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const ADMIN_TOKEN = 'bench-admin-token';
+
+interface StackReport {
+  stack: string;
+  coldStartMs: number;
+  createsPerSec: number;
+  bareInsertsPerSec: number;
+  txResourcesPerSec: number;
+  loaded: number;
+  read: Latencies;
+  searchIdentifier: Latencies;
+  searchPatientObservations: Latencies;
+  peakRssMb: number;
+}
+
+async function benchStack(stack: BenchStack, port: number): Promise<StackReport> {
+  const gateway = await startGatewayProcess({ ...stack.env, RENKEI_ADMIN_TOKEN: ADMIN_TOKEN }, port);
+  try {
+    const client = await BenchClient.register(gateway.url, ADMIN_TOKEN, 'bench-clinic');
+    log(stack, `cold start ${fmt(gateway.coldStartMs, 0)} ms`);
+
+    const patientIds: string[] = [];
+    const created = await runPool(CREATES, 16, async (i) => {
+      patientIds.push(await client.create(patientOf(`C-${i}`)));
+    });
+    const createsPerSec = CREATES / created.seconds;
+    log(stack, `creates: ${fmt(createsPerSec, 0)}/s (16 concurrent)`);
+
+    const bareInsertsPerSec = await bareInserts(stack, CREATES, 16);
+    log(stack, `bare pg inserts: ${fmt(bareInsertsPerSec, 0)}/s (16 concurrent)`);
+
+    const txBundles = 40;
+    const tx = await runPool(txBundles, 2, async (b) => {
+      await client.transaction(Array.from({ length: 100 }, (_, j) => observationOf(patientIds[(b * 100 + j) % patientIds.length], j)));
+    });
+    const txResourcesPerSec = (txBundles * 100) / tx.seconds;
+    log(stack, `transactions: ${fmt(txResourcesPerSec, 0)} resources/s in 100-entry bundles`);
+
+    let loaded = CREATES + txBundles * 100;
+    const remaining = Math.max(0, RESOURCES - loaded);
+    await runPool(Math.ceil(remaining / 100), 4, async (b) => {
+      const batch = Array.from({ length: 100 }, (_, j) =>
+        j % 5 === 0 ? patientOf(`L-${b}-${j}`) : observationOf(patientIds[(b * 7 + j) % patientIds.length], j),
+      );
+      await client.transaction(batch);
+    });
+    loaded += Math.ceil(remaining / 100) * 100;
+    log(stack, `loaded ${loaded} resources`);
+
+    const pick = (i: number) => patientIds[(i * 7919) % patientIds.length];
+    const read = await runPool(2000, 8, async (i) => void (await client.get(`Patient/${pick(i)}`)));
+    const byIdentifier = await runPool(2000, 8, async (i) => {
+      const bundle = await client.get(`Patient?identifier=${encodeURIComponent(`urn:oid:1.2.392.100495.20.3.51.11310000099|C-${(i * 7919) % CREATES}`)}`);
+      if (bundle.total !== 1) throw new Error(`identifier search found ${bundle.total}`);
+    });
+    const byPatient = await runPool(1000, 8, async (i) => void (await client.get(`Observation?patient=${pick(i)}&_count=20`)));
+    const report: StackReport = {
+      stack: stack.name,
+      coldStartMs: gateway.coldStartMs,
+      createsPerSec,
+      bareInsertsPerSec,
+      txResourcesPerSec,
+      loaded,
+      read: summarize(read.latencies),
+      searchIdentifier: summarize(byIdentifier.latencies),
+      searchPatientObservations: summarize(byPatient.latencies),
+      peakRssMb: gateway.peakRssMb(),
+    };
+    return report;
+  } finally {
+    await gateway.stop();
+  }
+}
+
+/** The baseline: the same Patient JSON inserted with plain `pg`, one autocommit INSERT each. */
+async function bareInserts(stack: BenchStack, total: number, concurrency: number): Promise<number> {
+  const target = await stack.bareUrl();
+  const pool = new pg.Pool({ connectionString: target.url, max: concurrency });
+  try {
+    await pool.query('CREATE TABLE IF NOT EXISTS bench_bare (id text PRIMARY KEY, content jsonb NOT NULL)');
+    const json = JSON.stringify(patientOf('BARE'));
+    const { seconds } = await runPool(total, concurrency, async () => {
+      await pool.query('INSERT INTO bench_bare (id, content) VALUES ($1, $2)', [randomUUID(), json]);
+    });
+    return total / seconds;
+  } finally {
+    await pool.end();
+    await target.close();
+  }
+}
+
+function log(stack: BenchStack, message: string): void {
+  console.log(`[${stack.name}] ${message}`);
+}
+
+function printReport(reports: StackReport[]): void {
+  console.log('\n| measure | ' + reports.map((r) => r.stack).join(' | ') + ' |');
+  console.log('|---|' + reports.map(() => '---:').join('|') + '|');
+  const row = (label: string, f: (r: StackReport) => string) => console.log(`| ${label} | ${reports.map(f).join(' | ')} |`);
+  row('cold start (ms)', (r) => fmt(r.coldStartMs, 0));
+  row('creates/s, 16 concurrent', (r) => fmt(r.createsPerSec, 0));
+  row('bare pg inserts/s (baseline)', (r) => fmt(r.bareInsertsPerSec, 0));
+  row('creates ÷ bare inserts', (r) => `${fmt((100 * r.createsPerSec) / r.bareInsertsPerSec, 0)} %`);
+  row('resources/s in 100-entry transactions', (r) => fmt(r.txResourcesPerSec, 0));
+  row('resources loaded', (r) => String(r.loaded));
+  row('read p50 / p99 (ms)', (r) => `${fmt(r.read.p50)} / ${fmt(r.read.p99)}`);
+  row('search by identifier p50 / p99 (ms)', (r) => `${fmt(r.searchIdentifier.p50)} / ${fmt(r.searchIdentifier.p99)}`);
+  row("search a patient's Observations p50 / p99 (ms)", (r) => `${fmt(r.searchPatientObservations.p50)} / ${fmt(r.searchPatientObservations.p99)}`);
+  row('gateway peak RSS (MB)', (r) => fmt(r.peakRssMb, 0));
+}
+
+async function main(): Promise<void> {
+  const reports: StackReport[] = [];
+  let port = 18_080;
+  for (const name of STACKS) {
+    let stack: BenchStack;
+    if (name === 'embedded') stack = embeddedStack();
+    else if (await reachable(PG_URL)) stack = await serverStack(PG_URL, REDIS_URL);
+    else {
+      console.log(`[servers] skipped: no PostgreSQL at ${PG_URL}`);
+      continue;
+    }
+    try {
+      reports.push(await benchStack(stack, port++));
+    } finally {
+      await stack.cleanup();
+    }
+  }
+  printReport(reports);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

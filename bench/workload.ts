@@ -1,0 +1,97 @@
+import type { Observation, Patient, Resource } from '@medplum/fhirtypes';
+
+export function patientOf(localId: string): Patient {
+  return {
+    resourceType: 'Patient',
+    identifier: [{ system: 'urn:oid:1.2.392.100495.20.3.51.11310000099', value: localId }],
+    name: [
+      { extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation', valueCode: 'IDE' }], family: '山田', given: ['太郎'] },
+      { extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation', valueCode: 'SYL' }], family: 'ヤマダ', given: ['タロウ'] },
+    ],
+    gender: 'male',
+    birthDate: '1935-07-10',
+    telecom: [{ system: 'phone', value: '048-000-1111' }],
+    address: [{ text: '埼玉県さいたま市浦和区高砂三丁目１番地', postalCode: '3300063' }],
+  };
+}
+
+export function observationOf(patientId: string, n: number): Observation {
+  return {
+    resourceType: 'Observation',
+    status: 'final',
+    category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'vital-signs' }] }],
+    code: { coding: [{ system: 'http://loinc.org', code: '8310-5', display: 'Body temperature' }] },
+    subject: { reference: `Patient/${patientId}` },
+    effectiveDateTime: new Date(Date.UTC(2026, 10, 1) + n * 3_600_000).toISOString(),
+    valueQuantity: { value: 36 + (n % 30) / 10, unit: 'Cel', system: 'http://unitsofmeasure.org', code: 'Cel' },
+  };
+}
+
+/** A registered client of the gateway under benchmark, renewing its token as it nears expiry. */
+export class BenchClient {
+  private token = '';
+  private expiresAt = 0;
+
+  private constructor(private readonly url: string, private readonly id: string, private readonly secret: string) {}
+
+  static async register(url: string, adminToken: string, orgId: string): Promise<BenchClient> {
+    const headers = { authorization: `Bearer ${adminToken}`, 'content-type': 'application/fhir+json' };
+    const org = await fetch(`${url}/fhir/Organization/${orgId}`, {
+      method: 'PUT', headers, body: JSON.stringify({ resourceType: 'Organization', id: orgId, name: 'ベンチ診療所' }),
+    });
+    if (!org.ok) throw new Error(`Organization: ${org.status}`);
+    const reg = await fetch(`${url}/admin/clients`, {
+      method: 'POST', headers: { ...headers, 'content-type': 'application/json' },
+      body: JSON.stringify({ organization: `Organization/${orgId}`, name: 'bench' }),
+    });
+    const { client_id, client_secret } = (await reg.json()) as { client_id: string; client_secret: string };
+    return new BenchClient(url, client_id, client_secret);
+  }
+
+  private async auth(): Promise<string> {
+    if (Date.now() < this.expiresAt - 30_000) return this.token;
+    const res = await fetch(`${this.url}/oauth2/token`, {
+      method: 'POST',
+      headers: {
+        authorization: `Basic ${Buffer.from(`${this.id}:${this.secret}`).toString('base64')}`,
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+      body: 'grant_type=client_credentials',
+    });
+    const body = (await res.json()) as { access_token: string; expires_in: number };
+    this.token = body.access_token;
+    this.expiresAt = Date.now() + body.expires_in * 1000;
+    return this.token;
+  }
+
+  async create(resource: Resource): Promise<string> {
+    const res = await fetch(`${this.url}/fhir/${resource.resourceType}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${await this.auth()}`, 'content-type': 'application/fhir+json', prefer: 'return=minimal' },
+      body: JSON.stringify(resource),
+    });
+    if (res.status !== 201) throw new Error(`create: ${res.status} ${await res.text()}`);
+    await res.arrayBuffer();
+    return res.headers.get('location')!.split('/').slice(-3)[0];
+  }
+
+  async transaction(resources: Resource[]): Promise<void> {
+    const bundle = {
+      resourceType: 'Bundle', type: 'transaction',
+      entry: resources.map((resource) => ({ resource, request: { method: 'POST', url: resource.resourceType } })),
+    };
+    const res = await fetch(`${this.url}/fhir`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${await this.auth()}`, 'content-type': 'application/fhir+json', prefer: 'return=minimal' },
+      body: JSON.stringify(bundle),
+    });
+    if (res.status !== 200) throw new Error(`transaction: ${res.status} ${(await res.text()).slice(0, 500)}`);
+    await res.arrayBuffer();
+  }
+
+  async get(path: string): Promise<any> {
+    const res = await fetch(`${this.url}/fhir/${path}`, { headers: { authorization: `Bearer ${await this.auth()}` } });
+    if (res.status !== 200) throw new Error(`GET ${path}: ${res.status}`);
+    return res.json();
+  }
+}
