@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp } from './app.js';
 import { AuditRecorder } from './audit/recorder.js';
+import { buildAuthServices } from './auth/index.js';
 import type { Config } from './config.js';
 import { log } from './logger.js';
 import type { Services } from './services.js';
@@ -26,6 +27,7 @@ export async function buildServices(config: Config): Promise<Services> {
     db,
     repo,
     audit,
+    auth: buildAuthServices(db, config),
     async readiness() {
       const store = await db.query('SELECT 1').then(() => 'ok', (err: Error) => `unreachable: ${err.message}`);
       return { store };

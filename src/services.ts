@@ -1,4 +1,5 @@
 import type { AuditRecorder } from './audit/recorder.js';
+import type { AuthServices } from './auth/index.js';
 import type { Config } from './config.js';
 import type { Database } from './store/db.js';
 import type { Repository } from './store/repository.js';
@@ -9,5 +10,6 @@ export interface Services {
   db: Database;
   repo: Repository;
   audit: AuditRecorder;
+  auth: AuthServices;
   readiness(): Promise<Record<string, 'ok' | string>>;
 }

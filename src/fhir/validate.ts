@@ -1,5 +1,5 @@
 import type { Resource } from '@medplum/fhirtypes';
-import { validateResource, type ValidationIssue } from '../validation/index.js';
+import { validateInStages, validateResource, type ValidationIssue } from '../validation/index.js';
 import { isSupportedType } from '../store/resource-types.js';
 import { FhirError, type Issue } from './outcome.js';
 
@@ -22,8 +22,11 @@ export function assertValidResource(body: unknown, expectedType?: string): Resou
     });
   if (!isSupportedType(resourceType))
     throw new FhirError(400, { code: 'not-supported', diagnostics: `Resource type ${resourceType} is not held by this gateway` });
-  const errors = validateResource(body).filter((i) => i.severity === 'error' || i.severity === 'fatal');
-  if (errors.length) throw new FhirError(statusFor(errors), errors.map(toIssue));
+  const { structure, rules } = validateInStages(body);
+  const structural = structure.filter(isError);
+  if (structural.length) throw new FhirError(400, structural.map(toIssue));
+  const broken = rules.filter(isError);
+  if (broken.length) throw new FhirError(422, broken.map(toIssue));
   return body as Resource;
 }
 
@@ -32,11 +35,7 @@ export function validationIssues(body: unknown, profile?: string): Issue[] {
   return validateResource(body, profile ? { profiles: [profile] } : undefined).map(toIssue);
 }
 
-const STRUCTURAL = new Set(['structure', 'required', 'value', 'invalid']);
-
-function statusFor(errors: ValidationIssue[]): number {
-  return errors.some((e) => STRUCTURAL.has(e.code)) && !errors.some((e) => e.code === 'invariant' || e.code === 'processing') ? 400 : 422;
-}
+const isError = (issue: ValidationIssue) => issue.severity === 'error' || issue.severity === 'fatal';
 
 function toIssue(issue: ValidationIssue): Issue {
   return {

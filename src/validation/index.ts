@@ -46,8 +46,19 @@ function invariantVisitor(issues: ValidationIssue[]): Visitor {
  * the gateway does not know is reported as information and not checked. Only `error` issues reject.
  */
 export function validateResource(resource: unknown, options: ValidateOptions = {}): ValidationIssue[] {
-  const issues = validateStructure(resource);
-  if (hasErrors(issues)) return issues;
+  const { structure, rules } = validateInStages(resource, options);
+  return [...structure, ...rules];
+}
+
+/**
+ * The same checks, reported by stage: `structure` (the R4 JSON schema: the body is not valid FHIR) and
+ * `rules` (invariants and profiles, checked only when the structure is sound). Writers answer the first
+ * with 400 and the second with 422.
+ */
+export function validateInStages(resource: unknown, options: ValidateOptions = {}): { structure: ValidationIssue[]; rules: ValidationIssue[] } {
+  const structure = validateStructure(resource);
+  if (hasErrors(structure)) return { structure, rules: [] };
+  const issues: ValidationIssue[] = [];
   const r = resource as Json;
   const type = r.resourceType as string;
   walkResource(r, invariantVisitor(issues), issues);
@@ -71,7 +82,7 @@ export function validateResource(resource: unknown, options: ValidateOptions = {
     }
     issues.push(...profile.check(r));
   }
-  return unique(issues);
+  return { structure, rules: unique(issues) };
 }
 
 /** A profile may restate a base invariant (Consent's ppc-1): report each finding once. */

@@ -17,7 +17,7 @@ describe(`FHIR CRUD and versioning (${stackName})`, () => {
     const res = await fetch(`${stack.url}/fhir/metadata`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toContain('application/fhir+json');
-    const cs = await res.json();
+    const cs = (await res.json()) as any;
     expect(cs.resourceType).toBe('CapabilityStatement');
     expect(cs.fhirVersion).toBe('4.0.1');
     const patientCap = cs.rest[0].resource.find((r: { type: string }) => r.type === 'Patient');

@@ -23,7 +23,7 @@ describe(`error answers are OperationOutcomes (${stackName})`, () => {
   it('401 without a token or with a bad one', async () => {
     const res = await fetch(`${stack.url}/fhir/Patient`);
     expect(res.status).toBe(401);
-    expect((await res.json()).resourceType).toBe('OperationOutcome');
+    expect(((await res.json()) as any).resourceType).toBe('OperationOutcome');
     const bad = await fetch(`${stack.url}/fhir/Patient`, { headers: { authorization: 'Bearer nonsense' } });
     expect(bad.status).toBe(401);
   });

@@ -90,21 +90,21 @@ export function dateSql(value: string, lo: string, hi: string, params: SqlParams
   const [prefix, raw] = splitPrefix(value);
   const range = parseDateRange(raw);
   if (!range) throw badRequest(`"${value}" is not a valid date search value / 日付の形式が正しくありません`);
-  const qlo = `${params.add(range.lo.toISOString())}::timestamptz`;
-  const qhi = `${params.add(range.hi.toISOString())}::timestamptz`;
-  const widen = `${params.add(`${approxSeconds(range.lo)} seconds`)}::interval`;
-  const conditions: Record<Prefix, string> = {
-    eq: `(${lo} >= ${qlo} AND ${hi} <= ${qhi})`,
-    ne: `NOT (${lo} >= ${qlo} AND ${hi} <= ${qhi})`,
-    gt: `${hi} > ${qhi}`,
-    lt: `${lo} < ${qlo}`,
-    ge: `${hi} > ${qlo}`,
-    le: `${lo} < ${qhi}`,
-    sa: `${lo} >= ${qhi}`,
-    eb: `${hi} <= ${qlo}`,
-    ap: `(${lo} < ${qhi} + ${widen} AND ${hi} > ${qlo} - ${widen})`,
+  const qlo = () => `${params.add(range.lo.toISOString())}::timestamptz`;
+  const qhi = () => `${params.add(range.hi.toISOString())}::timestamptz`;
+  const widen = () => `${params.add(`${approxSeconds(range.lo)} seconds`)}::interval`;
+  const conditions: Record<Prefix, () => string> = {
+    eq: () => `(${lo} >= ${qlo()} AND ${hi} <= ${qhi()})`,
+    ne: () => `NOT (${lo} >= ${qlo()} AND ${hi} <= ${qhi()})`,
+    gt: () => `${hi} > ${qhi()}`,
+    lt: () => `${lo} < ${qlo()}`,
+    ge: () => `${hi} > ${qlo()}`,
+    le: () => `${lo} < ${qhi()}`,
+    sa: () => `${lo} >= ${qhi()}`,
+    eb: () => `${hi} <= ${qlo()}`,
+    ap: () => `(${lo} < ${qhi()} + ${widen()} AND ${hi} > ${qlo()} - ${widen()})`,
   };
-  return conditions[prefix];
+  return conditions[prefix]();
 }
 
 /** `ap` widens by 10 % of the distance from now, at least a day. */
@@ -122,17 +122,18 @@ function numericSql(prefix: Prefix, raw: string, params: SqlParams): string {
   const decimals = raw.includes('.') ? raw.split('.')[1].replace(/[eE].*/, '').length : 0;
   const half = 0.5 * 10 ** -decimals;
   const n = Number(raw);
-  const v = `${params.add(raw)}::numeric`;
-  const lo = `${params.add(String(n - half))}::numeric`;
-  const hi = `${params.add(String(n + half))}::numeric`;
-  const conditions: Record<Prefix, string> = {
-    eq: `(i.value >= ${lo} AND i.value < ${hi})`,
-    ne: `NOT (i.value >= ${lo} AND i.value < ${hi})`,
-    gt: `i.value > ${v}`, lt: `i.value < ${v}`, ge: `i.value >= ${v}`, le: `i.value <= ${v}`,
-    sa: `i.value > ${v}`, eb: `i.value < ${v}`,
-    ap: `(i.value >= ${v} * 0.9 AND i.value <= ${v} * 1.1)`,
+  const num = (x: string) => `${params.add(x)}::numeric`;
+  const inRange = () => `(i.value >= ${num(String(n - half))} AND i.value < ${num(String(n + half))})`;
+  // Only the placeholders a prefix uses are added: an unused one has no type PostgreSQL can infer.
+  const conditions: Record<Prefix, () => string> = {
+    eq: inRange,
+    ne: () => `NOT ${inRange()}`,
+    gt: () => `i.value > ${num(raw)}`, lt: () => `i.value < ${num(raw)}`,
+    ge: () => `i.value >= ${num(raw)}`, le: () => `i.value <= ${num(raw)}`,
+    sa: () => `i.value > ${num(raw)}`, eb: () => `i.value < ${num(raw)}`,
+    ap: () => `(i.value >= ${num(raw)} * 0.9 AND i.value <= ${num(raw)} * 1.1)`,
   };
-  return conditions[prefix];
+  return conditions[prefix]();
 }
 
 function quantitySql(value: string, params: SqlParams): string {

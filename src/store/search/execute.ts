@@ -35,29 +35,34 @@ export function matchCondition(request: SearchRequest, viewer: Viewer, params: S
 
 export async function executeSearch(db: Queryable, request: SearchRequest, viewer: Viewer): Promise<SearchResult> {
   const countOnly = request.summary === 'count';
-  const totalPromise = request.total === 'accurate' || countOnly ? countMatches(db, request, viewer) : undefined;
-  const matches = countOnly || request.count === 0 ? [] : await pageOfMatches(db, request, viewer);
+  // Both statements are compiled before either runs, so a bad search value fails the request cleanly.
+  const count = request.total === 'accurate' || countOnly ? countStatement(request, viewer) : undefined;
+  const page = countOnly || request.count === 0 ? undefined : pageStatement(request, viewer);
+  const [total, matches] = await Promise.all([
+    count && db.query<{ total: number }>(count.sql, count.values).then(({ rows }) => rows[0].total),
+    page ? db.query<StoredRow>(page.sql, page.values).then(({ rows }) => rows.map(toStored)) : [],
+  ]);
   const included = matches.length ? await includes(db, request, matches, viewer) : [];
-  return { matches, included, total: await totalPromise };
+  return { matches, included, total };
 }
 
-async function pageOfMatches(db: Queryable, request: SearchRequest, viewer: Viewer): Promise<StoredResource[]> {
+interface Statement {
+  sql: string;
+  values: unknown[];
+}
+
+function pageStatement(request: SearchRequest, viewer: Viewer): Statement {
   const params = new SqlParams();
   const where = matchCondition(request, viewer, params);
   const sql = `SELECT ${STORED_COLUMNS} FROM resource r WHERE ${where}
     ORDER BY ${orderBy(request.sort, params)}
     LIMIT ${params.add(request.count)} OFFSET ${params.add(request.offset)}`;
-  const { rows } = await db.query<StoredRow>(sql, params.values);
-  return rows.map(toStored);
+  return { sql, values: params.values };
 }
 
-async function countMatches(db: Queryable, request: SearchRequest, viewer: Viewer): Promise<number> {
+function countStatement(request: SearchRequest, viewer: Viewer): Statement {
   const params = new SqlParams();
-  const { rows } = await db.query<{ total: number }>(
-    `SELECT count(*) AS total FROM resource r WHERE ${matchCondition(request, viewer, params)}`,
-    params.values,
-  );
-  return rows[0].total;
+  return { sql: `SELECT count(*) AS total FROM resource r WHERE ${matchCondition(request, viewer, params)}`, values: params.values };
 }
 
 function orderBy(sort: SortKey[], params: SqlParams): string {
