@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { openDatabase } from '../src/store/db.js';
 
 export interface BenchStack {
   name: 'embedded' | 'servers';
@@ -17,19 +18,9 @@ export function embeddedStack(): BenchStack {
     name: 'embedded',
     env: { RENKEI_DATA_DIR: path.join(dir, 'gateway'), DATABASE_URL: '', REDIS_URL: '' },
     async bareUrl() {
-      const { PGlite } = await import('@electric-sql/pglite');
-      const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
-      const db = await PGlite.create(path.join(dir, 'bare'));
-      const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 32 });
-      await server.start();
-      const port = server.getServerConn().split(':').pop();
-      return {
-        url: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`,
-        async close() {
-          await server.stop();
-          await db.close();
-        },
-      };
+      // A second embedded store, served the same way the gateway's is.
+      const db = await openDatabase({ dataDir: path.join(dir, 'bare'), poolSize: 1 });
+      return { url: db.url, close: () => db.close() };
     },
     async cleanup() {
       rmSync(dir, { recursive: true, force: true });

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import pg from 'pg';
 import { log } from '../logger.js';
+import { EmbeddedServer } from './embedded-server.js';
 
 /** Anything that runs SQL: the pool, or one connection inside a transaction. */
 export interface Queryable {
@@ -37,17 +38,14 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
 
 async function openEmbedded(options: DatabaseOptions): Promise<Database> {
   const { PGlite } = await import('@electric-sql/pglite');
-  const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
   mkdirSync(options.dataDir, { recursive: true });
   const pglite = await PGlite.create(options.dataDir);
-  const maxConnections = Math.max(options.poolSize, 4) + 8;
-  const server = new PGLiteSocketServer({ db: pglite, host: '127.0.0.1', port: 0, maxConnections });
-  await server.start();
-  const port = Number(server.getServerConn().split(':').pop());
+  const server = new EmbeddedServer(pglite);
+  const port = await server.listen();
   const url = `postgres://postgres:postgres@127.0.0.1:${port}/postgres`;
   log.info({ dataDir: options.dataDir, port }, 'embedded store started');
   return wrapPool(url, true, options.poolSize, async () => {
-    await server.stop();
+    await server.close();
     await pglite.close();
   });
 }
