@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import type { IndexRows } from './search/extract.js';
 import type { Queryable } from './db.js';
@@ -58,7 +59,6 @@ export async function commitWrites(
 class Statement {
   private readonly ctes: string[] = [];
   private readonly values: unknown[] = [];
-  private readonly shape: string[] = [];
 
   param(value: unknown, cast: string): string {
     this.values.push(value);
@@ -66,7 +66,6 @@ class Statement {
   }
 
   cte(name: string, sql: string): void {
-    this.shape.push(name);
     this.ctes.push(`${name} AS (${sql})`);
   }
 
@@ -76,7 +75,9 @@ class Statement {
    */
   build(prepared: boolean): pg.QueryConfig {
     const text = `WITH ${this.ctes.join(',\n')} SELECT 1`;
-    return prepared ? { name: `write:${this.shape.join(',')}`, text, values: this.values } : { text, values: this.values };
+    // PostgreSQL truncates statement names at 63 bytes, so a statement is named by the digest of its text.
+    const name = `write_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
+    return prepared ? { name, text, values: this.values } : { text, values: this.values };
   }
 }
 
