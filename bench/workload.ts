@@ -1,4 +1,7 @@
+import http from 'node:http';
 import type { Observation, Patient, Resource } from '@medplum/fhirtypes';
+
+const KEEP_ALIVE = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
 export function patientOf(localId: string): Patient {
   return {
@@ -65,14 +68,9 @@ export class BenchClient {
   }
 
   async create(resource: Resource): Promise<string> {
-    const res = await fetch(`${this.url}/fhir/${resource.resourceType}`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${await this.auth()}`, 'content-type': 'application/fhir+json', prefer: 'return=minimal' },
-      body: JSON.stringify(resource),
-    });
-    if (res.status !== 201) throw new Error(`create: ${res.status} ${await res.text()}`);
-    await res.arrayBuffer();
-    return res.headers.get('location')!.split('/').slice(-3)[0];
+    const res = await this.send('POST', `/fhir/${resource.resourceType}`, JSON.stringify(resource), { prefer: 'return=minimal' });
+    if (res.status !== 201) throw new Error(`create: ${res.status} ${res.text}`);
+    return String(res.headers.location).split('/').slice(-3)[0];
   }
 
   async transaction(resources: Resource[]): Promise<void> {
@@ -80,18 +78,31 @@ export class BenchClient {
       resourceType: 'Bundle', type: 'transaction',
       entry: resources.map((resource) => ({ resource, request: { method: 'POST', url: resource.resourceType } })),
     };
-    const res = await fetch(`${this.url}/fhir`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${await this.auth()}`, 'content-type': 'application/fhir+json', prefer: 'return=minimal' },
-      body: JSON.stringify(bundle),
-    });
-    if (res.status !== 200) throw new Error(`transaction: ${res.status} ${(await res.text()).slice(0, 500)}`);
-    await res.arrayBuffer();
+    const res = await this.send('POST', '/fhir', JSON.stringify(bundle), { prefer: 'return=minimal' });
+    if (res.status !== 200) throw new Error(`transaction: ${res.status} ${res.text.slice(0, 500)}`);
   }
 
   async get(path: string): Promise<any> {
-    const res = await fetch(`${this.url}/fhir/${path}`, { headers: { authorization: `Bearer ${await this.auth()}` } });
+    const res = await this.send('GET', `/fhir/${path}`);
     if (res.status !== 200) throw new Error(`GET ${path}: ${res.status}`);
-    return res.json();
+    return JSON.parse(res.text);
+  }
+
+  /** node:http with keep-alive: the load generator shares the machine, so it should cost little CPU. */
+  private async send(method: string, path: string, body?: string, headers: Record<string, string> = {}) {
+    const authorization = `Bearer ${await this.auth()}`;
+    return new Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }>((resolve, reject) => {
+      const req = http.request(`${this.url}${path}`, {
+        method, agent: KEEP_ALIVE,
+        headers: { authorization, accept: 'application/fhir+json', ...(body ? { 'content-type': 'application/fhir+json' } : {}), ...headers },
+      }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
   }
 }

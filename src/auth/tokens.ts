@@ -25,9 +25,13 @@ export class InvalidTokenError extends Error {}
  * Access tokens are short-lived JWTs (HS256) signed with a gateway key kept in the store, so every
  * gateway process behind one database accepts every other's tokens.
  */
+const VERIFIED_CACHE_SIZE = 10_000;
+
 export class TokenIssuer {
   private keys = new Map<string, Uint8Array>();
   private currentKid?: string;
+  /** Tokens already verified, until they expire: a client reuses its token for every request. */
+  private verified = new Map<string, { claims: AccessTokenClaims; expiresAt: number }>();
 
   constructor(private readonly db: Queryable, private readonly lifetimeSeconds: number) {}
 
@@ -51,17 +55,31 @@ export class TokenIssuer {
   }
 
   async verify(token: string): Promise<AccessTokenClaims> {
+    const known = this.verified.get(token);
+    if (known && known.expiresAt > Date.now()) return known.claims;
+    if (known) this.verified.delete(token);
     try {
       const { payload } = await jwtVerify(token, async (header) => this.key(header.kid), {
         issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'], typ: 'at+jwt',
       });
-      return toClaims(payload);
+      const claims = toClaims(payload);
+      this.remember(token, claims, payload.exp! * 1000);
+      return claims;
     } catch (err) {
       if (err instanceof errors.JOSEError || err instanceof InvalidTokenError) {
         throw new InvalidTokenError(err instanceof errors.JWTExpired ? 'token expired' : 'token invalid');
       }
       throw err;
     }
+  }
+
+  private remember(token: string, claims: AccessTokenClaims, expiresAt: number): void {
+    if (this.verified.size >= VERIFIED_CACHE_SIZE) {
+      const now = Date.now();
+      for (const [t, v] of this.verified) if (v.expiresAt <= now) this.verified.delete(t);
+      if (this.verified.size >= VERIFIED_CACHE_SIZE) this.verified.delete(this.verified.keys().next().value!);
+    }
+    this.verified.set(token, { claims, expiresAt });
   }
 
   private async key(kid: string | undefined): Promise<Uint8Array> {
