@@ -9,6 +9,7 @@ import pg from 'pg';
 import { startGatewayProcess } from './gateway-process.js';
 import { embeddedStack, reachable, serverStack, type BenchStack } from './stacks.js';
 import { fmt, runPool, summarize, type Latencies } from './stats.js';
+import { validateResource } from '../src/validation/index.js';
 import { BenchClient, observationOf, patientOf } from './workload.js';
 
 const RESOURCES = Number(process.env.BENCH_RESOURCES ?? 100_000);
@@ -127,7 +128,18 @@ function printReport(reports: StackReport[]): void {
   row('gateway peak RSS (MB)', (r) => fmt(r.peakRssMb, 0));
 }
 
+/** In-process validation of a Patient claiming the gateway's profile (structure + invariants + profile). */
+function validationRate(): number {
+  const patient = { ...patientOf('V-1'), meta: { profile: ['http://renkei.jp/fhir/StructureDefinition/renkei-patient'] } };
+  for (let i = 0; i < 2000; i++) validateResource(patient);
+  const n = 20_000;
+  const started = performance.now();
+  for (let i = 0; i < n; i++) validateResource(patient);
+  return n / ((performance.now() - started) / 1000);
+}
+
 async function main(): Promise<void> {
+  console.log(`validation: ${fmt(validationRate(), 0)} profiled Patients/s in one process`);
   const reports: StackReport[] = [];
   let port = 18_080;
   for (const name of STACKS) {
