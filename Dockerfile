@@ -1,12 +1,8 @@
 FROM node:20-bookworm-slim
 WORKDIR /app
-COPY package.json package-lock.json ./
-COPY scripts ./scripts
-COPY tsconfig.json tsconfig.build.json ./
-COPY src ./src
-COPY profiles ./profiles
-COPY mappings ./mappings
-RUN npm ci --no-audit --no-fund && npm prune --omit=dev
+COPY . .
+# install builds (prepare: schema validators + TypeScript), then drops the build-only packages
+RUN npm install --no-audit --no-fund && npm prune --omit=dev
 ENV NODE_ENV=production PORT=8080
 EXPOSE 8080 2575
 USER node
