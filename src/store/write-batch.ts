@@ -60,9 +60,10 @@ class Statement {
   private readonly ctes: string[] = [];
   private readonly values: unknown[] = [];
 
-  param(value: unknown, cast: string): string {
-    this.values.push(value);
-    return `$${this.values.length}::${cast}`;
+  /** Rows travel as one JSON array per table: far cheaper to serialise than one SQL array per column. */
+  rows(json: string): string {
+    this.values.push(json);
+    return `$${this.values.length}::json`;
   }
 
   cte(name: string, sql: string): void {
@@ -75,127 +76,113 @@ class Statement {
    */
   build(prepared: boolean): pg.QueryConfig {
     const text = `WITH ${this.ctes.join(',\n')} SELECT 1`;
-    // PostgreSQL truncates statement names at 63 bytes, so a statement is named by the digest of its text.
-    const name = `write_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
-    return prepared ? { name, text, values: this.values } : { text, values: this.values };
+    return prepared ? { name: statementName(text), text, values: this.values } : { text, values: this.values };
   }
 }
 
-function columns<T>(rows: T[], pick: (row: T) => unknown): unknown[] {
-  return rows.map(pick);
+const statementNames = new Map<string, string>();
+
+/** PostgreSQL truncates statement names at 63 bytes, so a statement is named by the digest of its text. */
+function statementName(text: string): string {
+  let name = statementNames.get(text);
+  if (!name) {
+    name = `write_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
+    if (statementNames.size > 1000) statementNames.clear();
+    statementNames.set(text, name);
+  }
+  return name;
 }
 
+const str = (value: string | null) => (value === null ? 'null' : JSON.stringify(value));
+
 function addResourceRows(s: Statement, writes: PreparedWrite[]): void {
-  const cols = [
-    s.param(columns(writes, (w) => w.resourceType), 'text[]'),
-    s.param(columns(writes, (w) => w.id), 'text[]'),
-    s.param(columns(writes, (w) => w.versionId), 'int[]'),
-    s.param(columns(writes, (w) => w.lastUpdated.toISOString()), 'timestamptz[]'),
-    s.param(columns(writes, (w) => w.deleted), 'bool[]'),
-    s.param(columns(writes, (w) => w.owner), 'text[]'),
-    s.param(columns(writes, (w) => w.patientId), 'text[]'),
-    s.param(columns(writes, (w) => w.json), 'jsonb[]'),
-  ];
-  const methods = s.param(columns(writes, (w) => w.method), 'text[]');
+  // The resource JSON is already serialised: it is spliced in as is, not escaped again.
+  const json = `[${writes.map((w) =>
+    `{"t":${str(w.resourceType)},"id":${str(w.id)},"v":${w.versionId},"lu":"${w.lastUpdated.toISOString()}",` +
+    `"del":${w.deleted},"own":${str(w.owner)},"pat":${str(w.patientId)},"m":"${w.method}","c":${w.json ?? 'null'}}`).join(',')}]`;
+  s.cte('rows', `SELECT * FROM json_to_recordset(${s.rows(json)})
+     AS x(t text, id text, v int, lu timestamptz, del bool, own text, pat text, m text, c jsonb)`);
   s.cte(
     'cur',
     `INSERT INTO resource (resource_type, id, version_id, last_updated, deleted, owner, patient_id, content)
-     SELECT * FROM unnest(${cols.join(', ')})
+     SELECT t, id, v, lu, del, own, pat, c FROM rows
      ON CONFLICT (resource_type, id) DO UPDATE SET version_id = EXCLUDED.version_id, last_updated = EXCLUDED.last_updated,
        deleted = EXCLUDED.deleted, owner = EXCLUDED.owner, patient_id = EXCLUDED.patient_id, content = EXCLUDED.content`,
   );
   s.cte(
     'ver',
     `INSERT INTO resource_version (resource_type, id, version_id, last_updated, deleted, owner, patient_id, content, method)
-     SELECT * FROM unnest(${cols.join(', ')}, ${methods})`,
+     SELECT t, id, v, lu, del, own, pat, c, m FROM rows`,
   );
 }
 
-const INDEX_TABLES: { table: keyof IndexRows; columns: [string, string][] }[] = [
-  { table: 'token', columns: [['system', 'text'], ['value', 'text'], ['text_norm', 'text']] },
-  { table: 'string', columns: [['norm', 'text'], ['exact', 'text']] },
-  { table: 'date', columns: [['lo', 'timestamptz'], ['hi', 'timestamptz']] },
-  { table: 'number', columns: [['value', 'numeric'], ['system', 'text'], ['code', 'text']] },
-  { table: 'reference', columns: [['target_type', 'text'], ['target_id', 'text'], ['target', 'text']] },
-  { table: 'uri', columns: [['value', 'text']] },
+/** Index tables, their value columns and the field of an index row that fills each. */
+const INDEX_TABLES: { table: keyof IndexRows; columns: [column: string, type: string, field: string][] }[] = [
+  { table: 'token', columns: [['system', 'text', 'system'], ['value', 'text', 'value'], ['text_norm', 'text', 'text']] },
+  { table: 'string', columns: [['norm', 'text', 'norm'], ['exact', 'text', 'exact']] },
+  { table: 'date', columns: [['lo', 'timestamptz', 'lo'], ['hi', 'timestamptz', 'hi']] },
+  { table: 'number', columns: [['value', 'numeric', 'value'], ['system', 'text', 'system'], ['code', 'text', 'code']] },
+  { table: 'reference', columns: [['target_type', 'text', 'targetType'], ['target_id', 'text', 'targetId'], ['target', 'text', 'target']] },
+  { table: 'uri', columns: [['value', 'text', 'value']] },
 ];
-
-const FIELD_OF: Record<string, string> = { text_norm: 'text', target_type: 'targetType', target_id: 'targetId' };
 
 function addIndexRows(s: Statement, writes: PreparedWrite[]): void {
   const replaced = writes.filter((w) => w.replacesIndex);
-  const replacedTypes = replaced.length ? s.param(replaced.map((w) => w.resourceType), 'text[]') : '';
-  const replacedIds = replaced.length ? s.param(replaced.map((w) => w.id), 'text[]') : '';
+  const replacedRows = replaced.length ? s.rows(JSON.stringify(replaced.map((w) => ({ t: w.resourceType, id: w.id })))) : '';
   for (const { table, columns: cols } of INDEX_TABLES) {
     if (replaced.length) {
       s.cte(
         `del_${table}`,
-        `DELETE FROM sp_${table} t USING unnest(${replacedTypes}, ${replacedIds}) AS u(resource_type, id)
-         WHERE t.resource_type = u.resource_type AND t.id = u.id`,
+        `DELETE FROM sp_${table} t USING json_to_recordset(${replacedRows}) AS u(t text, id text)
+         WHERE t.resource_type = u.t AND t.id = u.id`,
       );
     }
-    const rows: Record<string, unknown>[] = writes.flatMap((w) =>
-      (w.index[table] as unknown as Record<string, unknown>[]).map((r) => ({ ...r, resourceType: w.resourceType, id: w.id })),
-    );
-    if (!rows.length) continue;
-    const values = [
-      s.param(rows.map((r) => r.resourceType), 'text[]'),
-      s.param(rows.map((r) => r.id), 'text[]'),
-      s.param(rows.map((r) => r.param), 'text[]'),
-      ...cols.map(([name, cast]) =>
-        s.param(rows.map((r) => toSqlValue(r[FIELD_OF[name] ?? name])), `${cast}[]`),
-      ),
-    ];
+    const parts: string[] = [];
+    for (const w of writes) {
+      const rows = w.index[table] as unknown as Record<string, unknown>[];
+      if (!rows.length) continue;
+      // Each index row is serialised as is; the owning resource's type and id are added alongside.
+      const owner = `"_t":${str(w.resourceType)},"_id":${str(w.id)},`;
+      for (const row of rows) parts.push(`{${owner}${JSON.stringify(row).slice(1)}`);
+    }
+    if (!parts.length) continue;
+    const fields = cols.map(([, type, field]) => `"${field}" ${type}`).join(', ');
     s.cte(
       `ins_${table}`,
-      `INSERT INTO sp_${table} (resource_type, id, param, ${cols.map(([n]) => n).join(', ')})
-       SELECT * FROM unnest(${values.join(', ')})`,
+      `INSERT INTO sp_${table} (resource_type, id, param, ${cols.map(([column]) => column).join(', ')})
+       SELECT "_t", "_id", param, ${cols.map(([, , field]) => `"${field}"`).join(', ')}
+       FROM json_to_recordset(${s.rows(`[${parts.join(',')}]`)}) AS x("_t" text, "_id" text, param text, ${fields})`,
     );
   }
 }
 
-function toSqlValue(value: unknown): unknown {
-  return value instanceof Date ? value.toISOString() : value;
-}
-
 function addOutboxRows(s: Statement, writes: PreparedWrite[]): void {
   if (!writes.length) return;
+  const rows = writes.map((w) => ({
+    t: w.resourceType, id: w.id, v: w.versionId, a: w.deleted ? 'delete' : w.versionId === 1 ? 'create' : 'update',
+    own: w.owner, pat: w.patientId,
+  }));
   s.cte(
     'outbox_rows',
     `INSERT INTO outbox (resource_type, id, version_id, action, owner, patient_id)
-     SELECT * FROM unnest(${[
-       s.param(writes.map((w) => w.resourceType), 'text[]'),
-       s.param(writes.map((w) => w.id), 'text[]'),
-       s.param(writes.map((w) => w.versionId), 'int[]'),
-       s.param(writes.map((w) => (w.deleted ? 'delete' : w.versionId === 1 ? 'create' : 'update')), 'text[]'),
-       s.param(writes.map((w) => w.owner), 'text[]'),
-       s.param(writes.map((w) => w.patientId), 'text[]'),
-     ].join(', ')})`,
+     SELECT t, id, v, a, own, pat FROM json_to_recordset(${s.rows(JSON.stringify(rows))})
+       AS x(t text, id text, v int, a text, own text, pat text)`,
   );
 }
 
 function addAuditRows(s: Statement, rows: AuditRow[]): void {
   if (!rows.length) return;
-  s.cte('audit_rows', auditInsertSql(s, rows));
-}
-
-function auditInsertSql(s: Statement, rows: AuditRow[]): string {
-  const p = (pick: (r: AuditRow) => unknown, cast: string) => s.param(rows.map(pick), cast);
-  return `INSERT INTO audit_event (id, recorded, action, outcome, agent_org, agent_client, owner, patient_id, purpose, content, entity)
-     SELECT id, recorded, action, outcome, agent_org, agent_client, owner, patient_id, purpose, content, string_to_array(entity, ' ')
-     FROM unnest(${[
-       p((r) => r.id, 'text[]'),
-       p((r) => r.recorded.toISOString(), 'timestamptz[]'),
-       p((r) => r.action, 'text[]'),
-       p((r) => r.outcome, 'text[]'),
-       p((r) => r.agentOrg, 'text[]'),
-       p((r) => r.agentClient, 'text[]'),
-       p((r) => r.owner, 'text[]'),
-       p((r) => r.patientId, 'text[]'),
-       p((r) => r.purpose, 'text[]'),
-       p((r) => r.json, 'jsonb[]'),
-       p((r) => r.entity.join(' '), 'text[]'),
-     ].join(', ')}) AS u(id, recorded, action, outcome, agent_org, agent_client, owner, patient_id, purpose, content, entity)`;
+  const json = `[${rows.map((r) =>
+    `{"id":${str(r.id)},"rec":"${r.recorded.toISOString()}","act":${str(r.action)},"out":${str(r.outcome)},` +
+    `"ao":${str(r.agentOrg)},"ac":${str(r.agentClient)},"own":${str(r.owner)},"pat":${str(r.patientId)},` +
+    `"pur":${str(r.purpose)},"ent":${JSON.stringify(r.entity)},"c":${r.json}}`).join(',')}]`;
+  s.cte(
+    'audit_rows',
+    `INSERT INTO audit_event (id, recorded, action, outcome, agent_org, agent_client, owner, patient_id, purpose, content, entity)
+     SELECT id, rec, act, out, ao, ac, own, pat, pur, c, ARRAY(SELECT json_array_elements_text(ent))
+     FROM json_to_recordset(${s.rows(json)})
+       AS x(id text, rec timestamptz, act text, out text, ao text, ac text, own text, pat text, pur text, ent json, c jsonb)`,
+  );
 }
 
 /** Audit entries alone (reads, searches): appended in one statement. */
