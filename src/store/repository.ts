@@ -4,6 +4,7 @@ import { SqlParams } from './sql.js';
 import { STORED_COLUMNS, toStored, type StoredResource, type StoredRow } from './stored.js';
 import { appendAudit, commitWrites, type AuditRow, type PreparedWrite } from './write-batch.js';
 import { timed } from '../metrics.js';
+import { GroupCommit } from './group-commit.js';
 
 export interface HistoryQuery {
   resourceType?: string;
@@ -16,7 +17,12 @@ export interface HistoryQuery {
 
 /** Reads and writes resource rows. Access rules come in as a Viewer and are applied inside the SQL. */
 export class Repository {
-  constructor(readonly db: Database) {}
+  /** Writes made outside a transaction, committed together with those of concurrent requests. */
+  private readonly groupCommit: GroupCommit;
+
+  constructor(readonly db: Database) {
+    this.groupCommit = new GroupCommit((writes) => timed('write', () => commitWrites(db, writes, [], this.prepared)));
+  }
 
   /** Server-side prepared statements are safe only on a real PostgreSQL server. */
   get prepared(): boolean {
@@ -75,6 +81,7 @@ export class Repository {
   }
 
   async commit(writes: PreparedWrite[], q: Queryable = this.db): Promise<void> {
+    if (q === this.db) return this.groupCommit.submit(writes);
     await timed('write', () => commitWrites(q, writes, [], this.prepared));
   }
 

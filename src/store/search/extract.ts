@@ -144,19 +144,21 @@ function addReference(rows: IndexRows, param: string, value: unknown, restrictTo
 }
 
 function dedupe(rows: IndexRows): IndexRows {
-  const unique = <T>(list: T[]) => {
+  const unique = <T>(list: T[], key: (row: T) => string) => {
+    if (list.length < 2) return list;
     const seen = new Set<string>();
     return list.filter((row) => {
-      const key = JSON.stringify(row);
-      return seen.has(key) ? false : (seen.add(key), true);
+      const k = key(row);
+      return seen.has(k) ? false : (seen.add(k), true);
     });
   };
+  const SEP = '\u0000';
   return {
-    token: unique(rows.token),
-    string: unique(rows.string),
-    date: unique(rows.date),
-    number: unique(rows.number),
-    reference: unique(rows.reference),
-    uri: unique(rows.uri),
+    token: unique(rows.token, (r) => r.param + SEP + r.system + SEP + r.value + SEP + r.text),
+    string: unique(rows.string, (r) => r.param + SEP + r.norm + SEP + r.exact),
+    date: unique(rows.date, (r) => r.param + SEP + r.lo.getTime() + SEP + r.hi.getTime()),
+    number: unique(rows.number, (r) => r.param + SEP + r.value + SEP + r.system + SEP + r.code),
+    reference: unique(rows.reference, (r) => r.param + SEP + r.target + SEP + r.targetType),
+    uri: unique(rows.uri, (r) => r.param + SEP + r.value),
   };
 }

@@ -107,25 +107,49 @@ function define(sp: SearchParameter, type: string, parts: string[]): ParamDefini
 
 type Evaluator = (resource: object) => unknown[];
 
-/** Plain dotted paths are walked directly (most parameters); anything else goes through FHIRPath. */
+const DOTTED = /^[A-Z]\w*(\.[a-z]\w*)+$/;
+const AS_TYPE = /^\(?([A-Z]\w*(?:\.[a-z]\w*)+) as (\w+)\)?((?:\.[a-z]\w*)*)$/;
+const WHERE_EQUALS = /^([A-Z]\w*(?:\.[a-z]\w*)+)\.where\((\w+)='([^']*)'\)$/;
+
+/**
+ * The common expression shapes are walked directly: dotted paths, a choice element taken as one type
+ * (`(Observation.value as Quantity)`, then further steps) and a filter on one property
+ * (`Patient.telecom.where(system='email')`). Anything else goes through FHIRPath.
+ */
 export function compilePath(expression: string): Evaluator {
-  const simple = /^[A-Z]\w*(\.[a-z]\w*)+$/.test(expression);
-  if (simple) {
+  if (DOTTED.test(expression)) {
     const segments = expression.split('.').slice(1);
     return (resource) => walk(resource, segments);
+  }
+  const asType = AS_TYPE.exec(expression);
+  if (asType) {
+    const segments = asType[1].split('.').slice(1);
+    const last = segments.length - 1;
+    segments[last] = `${segments[last]}${asType[2][0].toUpperCase()}${asType[2].slice(1)}`;
+    const rest = asType[3] ? asType[3].split('.').slice(1) : [];
+    return (resource) => walk(resource, [...segments, ...rest], true);
+  }
+  const where = WHERE_EQUALS.exec(expression);
+  if (where) {
+    const segments = where[1].split('.').slice(1);
+    const [, , property, expected] = where;
+    return (resource) => walk(resource, segments).filter((node) => (node as Record<string, unknown>)?.[property] === expected);
   }
   const compiled = fhirpath.compile(expression, r4model as never);
   return (resource) => compiled(resource) as unknown[];
 }
 
-function walk(root: unknown, segments: string[]): unknown[] {
+/** Walks element names; `exact` names a choice element's typed form (valueQuantity), not its prefix. */
+function walk(root: unknown, segments: string[], exact = false): unknown[] {
   let current: unknown[] = [root];
   for (const segment of segments) {
     const next: unknown[] = [];
     for (const node of current) {
       if (node === null || typeof node !== 'object') continue;
-      const value = childOf(node as Record<string, unknown>, segment);
-      if (Array.isArray(value)) next.push(...value);
+      const value = exact ? (node as Record<string, unknown>)[segment] : childOf(node as Record<string, unknown>, segment);
+      if (Array.isArray(value)) {
+        for (const item of value) if (item !== null && item !== undefined) next.push(item);
+      }
       else if (value !== undefined && value !== null) next.push(value);
     }
     current = next;
