@@ -14,6 +14,7 @@ import { BenchClient, observationOf, patientOf } from './workload.js';
 
 const RESOURCES = Number(process.env.BENCH_RESOURCES ?? 100_000);
 const CREATES = Number(process.env.BENCH_CREATES ?? 5000);
+const WARM_UP = 1000;
 const STACKS = (process.env.BENCH_STACKS ?? 'embedded,servers').split(',');
 const PG_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -39,6 +40,10 @@ async function benchStack(stack: BenchStack, port: number): Promise<StackReport>
     log(stack, `cold start ${fmt(gateway.coldStartMs, 0)} ms`);
 
     const patientIds: string[] = [];
+    // A cold process runs its first requests unoptimised: warm up before measuring.
+    await runPool(WARM_UP, 16, async (i) => {
+      patientIds.push(await client.create(patientOf(`W-${i}`)));
+    });
     const created = await runPool(CREATES, 16, async (i) => {
       patientIds.push(await client.create(patientOf(`C-${i}`)));
     });
@@ -55,7 +60,7 @@ async function benchStack(stack: BenchStack, port: number): Promise<StackReport>
     const txResourcesPerSec = (txBundles * 100) / tx.seconds;
     log(stack, `transactions: ${fmt(txResourcesPerSec, 0)} resources/s in 100-entry bundles`);
 
-    let loaded = CREATES + txBundles * 100;
+    let loaded = WARM_UP + CREATES + txBundles * 100;
     const remaining = Math.max(0, RESOURCES - loaded);
     await runPool(Math.ceil(remaining / 100), 4, async (b) => {
       const batch = Array.from({ length: 100 }, (_, j) =>
@@ -98,6 +103,9 @@ async function bareInserts(stack: BenchStack, total: number, concurrency: number
   try {
     await pool.query('CREATE TABLE IF NOT EXISTS bench_bare (id text PRIMARY KEY, content jsonb NOT NULL)');
     const json = JSON.stringify(patientOf('BARE'));
+    await runPool(WARM_UP, concurrency, async () => {
+      await pool.query('INSERT INTO bench_bare (id, content) VALUES ($1, $2)', [randomUUID(), json]);
+    });
     const { seconds } = await runPool(total, concurrency, async () => {
       await pool.query('INSERT INTO bench_bare (id, content) VALUES ($1, $2)', [randomUUID(), json]);
     });
