@@ -38,12 +38,17 @@ export async function executeSearch(db: Queryable, request: SearchRequest, viewe
   // Both statements are compiled before either runs, so a bad search value fails the request cleanly.
   const count = request.total === 'accurate' || countOnly ? countStatement(request, viewer) : undefined;
   const page = countOnly || request.count === 0 ? undefined : pageStatement(request, viewer);
-  const [total, matches] = await Promise.all([
-    count && db.query<{ total: number }>(count.sql, count.values).then(({ rows }) => rows[0].total),
-    page ? db.query<StoredRow>(page.sql, page.values).then(({ rows }) => rows.map(toStored)) : [],
-  ]);
+  const matches = page ? (await db.query<StoredRow>(page.sql, page.values)).rows.map(toStored) : [];
+  const total = count && (totalFromPage(request, matches.length, Boolean(page)) ??
+    (await db.query<{ total: number }>(count.sql, count.values)).rows[0].total);
   const included = matches.length ? await includes(db, request, matches, viewer) : [];
   return { matches, included, total };
+}
+
+/** A page that is not full tells the total without counting (most searches find a handful). */
+function totalFromPage(request: SearchRequest, found: number, paged: boolean): number | undefined {
+  if (!paged || found >= request.count) return undefined;
+  return found > 0 || request.offset === 0 ? request.offset + found : undefined;
 }
 
 interface Statement {
