@@ -55,13 +55,29 @@ export async function startGateway(config: Config): Promise<Gateway> {
     url,
     close: () =>
       (closing ??= (async () => {
-        await new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeIdleConnections();
-        });
+        await drain(server);
         await services.audit.flush();
         await services.db.close();
         log.info('gateway stopped');
       })()),
   };
+}
+
+const DRAIN_DEADLINE_MS = 10_000;
+
+/**
+ * Stops accepting connections and waits for requests in flight. A keep-alive connection is closed
+ * as soon as it turns idle (its response sent); whatever is still open at the deadline is cut.
+ */
+function drain(server: http.Server): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const idle = setInterval(() => server.closeIdleConnections(), 50);
+    const deadline = setTimeout(() => server.closeAllConnections(), DRAIN_DEADLINE_MS);
+    server.close(() => {
+      clearInterval(idle);
+      clearTimeout(deadline);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
 }

@@ -43,7 +43,8 @@ export function parseAuditSearch(query: QueryParams, params: SqlParams): AuditSe
         search.where.push(`a.patient_id = ${params.add(value.replace(/^Patient\//, ''))}`);
         break;
       case 'entity':
-        search.where.push(`${params.add(value)} = ANY(a.entity)`);
+        // Patient/1 also finds the events naming one of its versions (Patient/1/_history/2).
+        search.where.push(`EXISTS (SELECT 1 FROM unnest(a.entity) e WHERE e = ${params.add(value)} OR e LIKE ${params.add(`${value.replace(/[\\%_]/g, '\\$&')}/_history/%`)})`);
         break;
       case 'agent':
         search.where.push(`(a.agent_org = ${params.add(value.replace(/^Organization\//, ''))} OR a.agent_client = ${params.add(value)})`);
