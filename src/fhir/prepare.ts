@@ -1,4 +1,5 @@
-import type { Resource } from '@medplum/fhirtypes';
+import type { Consent, Resource } from '@medplum/fhirtypes';
+import { grantsOf } from '../consent/grants.js';
 import { auditRow, type Interaction } from '../audit/events.js';
 import { patientOf } from '../store/resource-types.js';
 import { emptyIndexRows, extractIndexRows } from '../store/search/extract.js';
@@ -49,6 +50,9 @@ export function prepareVersion(input: Resource, facts: VersionFacts): { write: P
       recorded: now,
     }),
     notify: true,
+    ...(resource.resourceType === 'Consent' && facts.owner
+      ? { grants: grantsOf(resource as Consent, facts.id, facts.owner) }
+      : {}),
   };
   return { write, resource };
 }

@@ -14,6 +14,7 @@ import { badRequest, FhirError, forbidden, gone, notFound, preconditionFailed } 
 import { prepareDeletion, prepareVersion } from './prepare.js';
 import { resourceResult, storedResult, type FhirResult } from './results.js';
 import { assertValidResource } from './validate.js';
+import { assertConsentRules } from '../consent/rules.js';
 
 /** A write decided but not yet committed: a transaction collects these and commits them together. */
 export interface PlannedWrite {
@@ -79,6 +80,7 @@ export class FhirService {
 
   async create(caller: Caller, body: unknown, type: string, ifNoneExist?: string): Promise<FhirResult> {
     const resource = assertValidResource(body, type);
+    await this.checkRules(caller, resource);
     if (!ifNoneExist) return this.commitPlanned(this.planCreate(caller, resource));
     return this.db.transaction(async (tx) => {
       await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`${type}?${ifNoneExist}`]);
@@ -111,6 +113,7 @@ export class FhirService {
     if (current && !canWrite(caller, current)) throw this.refuseWrite(caller, current);
     if (ifMatch !== undefined && (!current || current.deleted || current.versionId !== ifMatch))
       throw preconditionFailed(`If-Match: version ${ifMatch} is not the current version of ${type}/${id} / 版が一致しません`);
+    await this.checkRules(caller, resource, tx);
     const versionId = (current?.versionId ?? 0) + 1;
     const owner = current?.owner ?? caller.organizationId ?? null;
     const { write, resource: stored } = prepareVersion(resource, {
@@ -156,6 +159,11 @@ export class FhirService {
       if (!matches.length) return { status: 204 };
       return this.commitPlanned(await this.planDelete(caller, type, matches[0].id, tx), tx);
     });
+  }
+
+  /** Business rules beyond validation, for the types that have them. */
+  async checkRules(caller: Caller, resource: Resource, q: Queryable = this.db): Promise<void> {
+    if (resource.resourceType === 'Consent') await assertConsentRules(q, caller.organizationId, resource);
   }
 
   async commitPlanned(planned: PlannedWrite, q: Queryable = this.db): Promise<FhirResult> {

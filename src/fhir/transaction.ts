@@ -221,6 +221,7 @@ async function planEntry(fhir: FhirService, caller: Caller, e: ParsedEntry, ids:
   const resource = assertValidResource(rewriteReferences(e.resource, ids.references), e.type);
   if (e.method === 'POST') {
     if (target.existing) return { result: { status: 200, location: `${e.type}/${target.id}` } };
+    await fhir.checkRules(caller, resource, tx);
     return fhir.planCreate(caller, resource, target.id);
   }
   if (resource.id && resource.id !== target.id) throw badRequest(`resource.id ${resource.id} differs from the URL's id ${target.id}`);

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import type { IndexRows } from './search/extract.js';
 import type { Queryable } from './db.js';
+import type { ConsentGrant } from '../consent/grants.js';
 
 /** One resource version ready to commit: the row, its index rows, its audit entry and its outbox entry. */
 export interface PreparedWrite {
@@ -19,6 +20,8 @@ export interface PreparedWrite {
   replacesIndex: boolean;
   audit: AuditRow;
   notify: boolean;
+  /** For a Consent: the grants it makes now (none when inactive or deleted); they replace its earlier ones. */
+  grants?: ConsentGrant[];
 }
 
 export interface AuditRow {
@@ -51,6 +54,7 @@ export async function commitWrites(
     addResourceRows(statement, writes);
     addIndexRows(statement, writes);
     addOutboxRows(statement, writes.filter((w) => w.notify));
+    addConsentGrants(statement, writes.filter((w) => w.resourceType === 'Consent'));
   }
   addAuditRows(statement, [...writes.map((w) => w.audit), ...extraAudit]);
   await db.query(statement.build(prepared));
@@ -167,6 +171,21 @@ function addOutboxRows(s: Statement, writes: PreparedWrite[]): void {
     `INSERT INTO outbox (resource_type, id, version_id, action, owner, patient_id)
      SELECT t, id, v, a, own, pat FROM json_to_recordset(${s.rows(JSON.stringify(rows))})
        AS x(t text, id text, v int, a text, own text, pat text)`,
+  );
+}
+
+function addConsentGrants(s: Statement, consents: PreparedWrite[]): void {
+  if (!consents.length) return;
+  const ids = s.rows(JSON.stringify(consents.map((w) => ({ id: w.id }))));
+  s.cte('del_grants', `DELETE FROM consent_grant g USING json_to_recordset(${ids}) AS x(id text) WHERE g.consent_id = x.id`);
+  const grants = consents.flatMap((w) => w.grants ?? []);
+  if (!grants.length) return;
+  s.cte(
+    'ins_grants',
+    `INSERT INTO consent_grant (consent_id, owner, patient_id, grantee, resource_type, purpose, permit, depth, period_start, period_end, provision)
+     SELECT "consentId", owner, "patientId", grantee, "resourceType", purpose, permit, depth, "periodStart", "periodEnd", provision
+     FROM json_to_recordset(${s.rows(JSON.stringify(grants))}) AS x("consentId" text, owner text, "patientId" text, grantee text,
+       "resourceType" text, purpose text, permit boolean, depth int, "periodStart" timestamptz, "periodEnd" timestamptz, provision text)`,
   );
 }
 

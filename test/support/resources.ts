@@ -45,3 +45,43 @@ export function medicationRequest(patientId: string, order: string): MedicationR
     authoredOn: '2026-11-05T10:15:00+09:00',
   };
 }
+
+export interface ProvisionSpec {
+  type?: 'permit' | 'deny';
+  actors?: string[];
+  classes?: string[];
+  purposes?: string[];
+  period?: { start?: string; end?: string };
+  provision?: ProvisionSpec[];
+}
+
+function provisionOf(spec: ProvisionSpec): Record<string, unknown> {
+  return {
+    type: spec.type ?? 'permit',
+    ...(spec.period ? { period: spec.period } : {}),
+    ...(spec.actors ? {
+      actor: spec.actors.map((org) => ({
+        role: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType', code: 'IRCP' }] },
+        reference: { reference: `Organization/${org}` },
+      })),
+    } : {}),
+    ...(spec.purposes ? { purpose: spec.purposes.map((code) => ({ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code })) } : {}),
+    ...(spec.classes ? { class: spec.classes.map((code) => ({ system: 'http://hl7.org/fhir/resource-types', code })) } : {}),
+    ...(spec.provision ? { provision: spec.provision.map(provisionOf) } : {}),
+  };
+}
+
+/** A Consent as a clinic records it: patient-privacy scope, an opt-in policy, the given provision tree. */
+export function consent(patientId: string, recorder: string, provision: ProvisionSpec, status = 'active'): Record<string, unknown> {
+  return {
+    resourceType: 'Consent',
+    status,
+    scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] },
+    category: [{ coding: [{ system: 'http://loinc.org', code: '59284-0' }] }],
+    patient: { reference: `Patient/${patientId}` },
+    dateTime: '2026-11-01T10:00:00+09:00',
+    organization: [{ reference: `Organization/${recorder}` }],
+    policyRule: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'OPTIN' }] },
+    provision: provisionOf(provision),
+  };
+}
