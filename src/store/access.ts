@@ -28,8 +28,9 @@ export function visibilitySql(viewer: Viewer, alias: string, params: SqlParams):
 
 /**
  * A grant of an active Consent by the row's owner about the row's patient matches the viewer's
- * Organization, the row's type and the purpose of use, now; and no deeper (more specific) deny of the
- * same Consent matches too. Grants are materialised in consent_grant when a Consent is written.
+ * Organization, the row's type and the purpose of use, now; and no deny of the same Consent at the
+ * same or a deeper level (an exception, more specific) matches too: the deepest matching provisions
+ * decide, deny winning a tie. Grants are materialised in consent_grant when a Consent is written.
  */
 function consentPermitsSql(viewer: Viewer, alias: string, org: string, params: SqlParams): string {
   const purpose = params.add(viewer.purposeOfUse ?? DEFAULT_PURPOSE);
@@ -39,7 +40,7 @@ function consentPermitsSql(viewer: Viewer, alias: string, org: string, params: S
   return `EXISTS (SELECT 1 FROM consent_grant g
     WHERE g.patient_id = ${alias}.patient_id AND g.owner = ${alias}.owner AND g.permit AND ${matches('g')}
       AND NOT EXISTS (SELECT 1 FROM consent_grant d
-        WHERE d.consent_id = g.consent_id AND NOT d.permit AND d.depth > g.depth AND ${matches('d')}))`;
+        WHERE d.consent_id = g.consent_id AND NOT d.permit AND d.depth >= g.depth AND ${matches('d')}))`;
 }
 
 export const DEFAULT_PURPOSE = 'TREAT';

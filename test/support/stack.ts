@@ -36,6 +36,8 @@ export async function startTestStack(overrides: Record<string, string> = {}): Pr
   if (process.env.DATABASE_URL) {
     const dbName = `renkei_test_${randomBytes(6).toString('hex')}`;
     await adminQuery(process.env.DATABASE_URL, `CREATE DATABASE ${dbName}`);
+    // Test databases are thrown away: no need to wait for each commit to reach the disk.
+    await adminQuery(process.env.DATABASE_URL, `ALTER DATABASE ${dbName} SET synchronous_commit = off`);
     const url = new URL(process.env.DATABASE_URL);
     url.pathname = `/${dbName}`;
     env.DATABASE_URL = url.toString();
