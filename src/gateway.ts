@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp } from './app.js';
 import { AuditRecorder } from './audit/recorder.js';
+import { sealAuditChain } from './audit/chain.js';
 import { buildAuthServices } from './auth/index.js';
 import type { Config } from './config.js';
 import { log } from './logger.js';
@@ -48,6 +49,10 @@ export async function startGateway(config: Config): Promise<Gateway> {
   const { port } = server.address() as AddressInfo;
   const url = `http://127.0.0.1:${port}`;
   log.info({ port, embedded: services.db.embedded }, 'gateway listening');
+  const sealer = setInterval(() => {
+    sealAuditChain(services.db).catch((err: Error) => log.error({ err: err.message }, 'audit chain sealing failed'));
+  }, SEAL_INTERVAL_MS);
+  sealer.unref();
   let closing: Promise<void> | undefined;
   return {
     services,
@@ -56,7 +61,9 @@ export async function startGateway(config: Config): Promise<Gateway> {
     close: () =>
       (closing ??= (async () => {
         await drain(server);
+        clearInterval(sealer);
         await services.audit.flush();
+        await sealAuditChain(services.db).catch((err: Error) => log.error({ err: err.message }, 'audit chain sealing failed'));
         await services.db.close();
         log.info('gateway stopped');
       })()),
@@ -64,6 +71,7 @@ export async function startGateway(config: Config): Promise<Gateway> {
 }
 
 const DRAIN_DEADLINE_MS = 10_000;
+const SEAL_INTERVAL_MS = 1000;
 
 /**
  * Stops accepting connections and waits for requests in flight. A keep-alive connection is closed

@@ -6,7 +6,8 @@ import { readAuditEvent, searchAuditEvents } from '../audit/query.js';
 import type { Services } from '../services.js';
 import type { QueryParams } from '../store/search/request.js';
 import { fhirBase, sendJson } from './http.js';
-import { FhirError, notFound } from './outcome.js';
+import { FhirError, forbidden, notFound } from './outcome.js';
+import { sealAuditChain, verifyAuditChain, type ChainReport } from '../audit/chain.js';
 import { assertValidResource } from './validate.js';
 
 /**
@@ -34,6 +35,13 @@ export function auditEventRouter(services: Services): express.Router {
     const entries = rows.map((r) => `{"fullUrl":"${base}/AuditEvent/${r.id}","resource":${r.json},"search":{"mode":"match"}}`);
     const head = JSON.stringify({ resourceType: 'Bundle', type: 'searchset', total, link: links });
     sendJson(res, 200, entries.length ? `${head.slice(0, -1)},"entry":[${entries.join(',')}]}` : head);
+  }));
+
+  router.get('/\$verify', wrap(async (_req, res) => {
+    if (!authOf(res).admin) throw forbidden('Only the administrator verifies the audit chain / 管理者のみ');
+    await sealAuditChain(services.db);
+    const report = await verifyAuditChain(services.db);
+    sendJson(res, 200, JSON.stringify(chainParameters(report)));
   }));
 
   router.get('/:id', wrap(async (req, res) => {
@@ -65,4 +73,22 @@ export function auditEventRouter(services: Services): express.Router {
     next(new FhirError(405, { code: 'not-supported', diagnostics: 'AuditEvents are append-only: they cannot be changed or deleted / 監査記録は変更・削除できません' }, { Allow: 'GET, POST' })),
   );
   return router;
+}
+
+/** The $verify answer: whether the chain holds, how many entries were checked, the first broken one. */
+function chainParameters(report: ChainReport) {
+  return {
+    resourceType: 'Parameters',
+    parameter: [
+      { name: 'intact', valueBoolean: report.intact },
+      { name: 'checked', valueInteger: report.checked },
+      ...(report.head ? [{ name: 'head', part: [
+        { name: 'position', valueInteger: report.head.position }, { name: 'hash', valueString: report.head.hash }] }] : []),
+      ...(report.broken ? [{ name: 'firstBroken', part: [
+        { name: 'position', valueInteger: report.broken.position },
+        ...(report.broken.id ? [{ name: 'auditEvent', valueReference: { reference: `AuditEvent/${report.broken.id}` } }] : []),
+        { name: 'reason', valueString: report.broken.reason },
+      ] }] : []),
+    ],
+  };
 }

@@ -1,0 +1,62 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminClient, organizationClient, type FhirClient } from '../support/fhir-client.js';
+import { patient } from '../support/resources.js';
+import { stackName, startTestStack, type TestStack } from '../support/stack.js';
+
+describe(`hash-chained audit trail (${stackName})`, () => {
+  let stack: TestStack;
+  let clinic: FhirClient;
+  const verify = async () => {
+    const res = await adminClient(stack).get('AuditEvent/$verify');
+    expect(res.status).toBe(200);
+    const param = (name: string) => res.body.parameter.find((p: any) => p.name === name);
+    const broken = param('firstBroken')?.part;
+    return {
+      intact: param('intact').valueBoolean as boolean,
+      checked: param('checked').valueInteger as number,
+      position: broken?.find((p: any) => p.name === 'position').valueInteger as number | undefined,
+      reason: broken?.find((p: any) => p.name === 'reason').valueString as string | undefined,
+    };
+  };
+  const sql = (text: string, values: unknown[] = []) => stack.gateway.services.db.query(text, values);
+
+  beforeAll(async () => {
+    stack = await startTestStack();
+    clinic = await organizationClient(stack, 'chain-clinic');
+    for (let i = 0; i < 8; i++) {
+      const id = (await clinic.post('Patient', patient(`CH-${i}`))).body.id;
+      await clinic.get(`Patient/${id}`);
+    }
+  });
+  afterAll(() => stack?.stop());
+
+  it('seals every entry into an intact chain', async () => {
+    const report = await verify();
+    expect(report.intact).toBe(true);
+    expect(report.checked).toBeGreaterThanOrEqual(16);
+  });
+
+  it('refuses to change or delete an entry through the store', async () => {
+    await expect(sql("UPDATE audit_event SET outcome = '8' WHERE chain_pos = 1")).rejects.toThrow(/cannot be changed/);
+    await expect(sql('DELETE FROM audit_event WHERE chain_pos = 1')).rejects.toThrow(/cannot be deleted/);
+    expect((await verify()).intact).toBe(true);
+  });
+
+  it('detects an entry removed behind the trigger', async () => {
+    await sql('ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only');
+    await sql('DELETE FROM audit_event WHERE chain_pos = 9');
+    await sql('ALTER TABLE audit_event ENABLE TRIGGER audit_event_append_only');
+    expect(await verify()).toMatchObject({ intact: false, checked: 8, position: 9, reason: expect.stringContaining('missing') });
+  });
+
+  it('detects an altered entry, reporting the first broken link', async () => {
+    await sql('ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only');
+    await sql(`UPDATE audit_event SET content = jsonb_set(content, '{outcome}', '"8"') WHERE chain_pos = 4`);
+    await sql('ALTER TABLE audit_event ENABLE TRIGGER audit_event_append_only');
+    expect(await verify()).toMatchObject({ intact: false, checked: 3, position: 4, reason: expect.stringContaining('altered') });
+  });
+
+  it('is for the administrator only', async () => {
+    expect((await clinic.get('AuditEvent/$verify')).status).toBe(403);
+  });
+});
