@@ -82,7 +82,13 @@ function resourceCapability(type: string): CapabilityStatementRestResource {
       { name: '_lastUpdated', type: 'date' },
       ...params.map((p) => ({ name: p.code, type: p.type, documentation: p.expression })),
     ],
-    operation: [{ name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' }],
+    operation: [
+      { name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' },
+      ...(type === 'AuditEvent'
+        ? [{ name: 'verify', definition: 'http://renkei.jp/fhir/OperationDefinition/AuditEvent-verify',
+            documentation: 'Administrator: recomputes the hash chain of the audit trail and reports the first broken link' }]
+        : []),
+    ],
   };
 }
 
