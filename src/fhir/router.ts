@@ -15,6 +15,7 @@ import { processBundle } from './transaction.js';
 import { validationIssues } from './validate.js';
 import { historyQuery } from './history.js';
 import { auditEventRouter } from './audit-router.js';
+import { explainAccess } from '../consent/explain.js';
 
 type Handler = (req: Request, res: Response) => Promise<void>;
 
@@ -100,6 +101,12 @@ export function fhirRouter(services: Services): express.Router {
     sendResult(req, res, await fhir.vread(caller(res), type, String(req.params.id), String(req.params.vid)), services.config);
   }));
   router.post('/:type/:id/:operation', wrap(async (req, res) => operation(req, res)));
+  router.get('/:type/:id/:operation', wrap(async (req, res) => {
+    if (req.params.type !== 'Patient' || req.params.operation !== '$access') {
+      throw notSupported(`Operation ${req.params.operation} is not supported on GET`, 404);
+    }
+    await access(req, res);
+  }));
 
   async function sendHistory(req: Request, res: Response, target: { resourceType?: string; id?: string }) {
     const query = historyQuery(target, queryPairs(req));
@@ -114,6 +121,19 @@ export function fhirRouter(services: Services): express.Router {
   async function operation(req: Request, res: Response) {
     if (req.params.operation !== '$validate') throw notSupported(`Operation ${req.params.operation} is not supported`, 404);
     await validate(req, res);
+  }
+
+  /** Patient/{id}/$access?actor=Organization/{id}[&purpose=…]: explains what the actor may see. */
+  async function access(req: Request, res: Response) {
+    const auth = authOf(res);
+    checkScope(auth, 'Consent', 'read');
+    const patientId = String(req.params.id);
+    await fhir.read(caller(res), 'Patient', patientId);
+    const actor = /^Organization\/([A-Za-z0-9\-.]{1,64})$/.exec(String(req.query.actor ?? ''))?.[1];
+    if (!actor) throw new FhirError(400, { code: 'required', diagnostics: 'actor=Organization/<id> is required', expression: ['actor'] });
+    const purpose = typeof req.query.purpose === 'string' ? req.query.purpose : 'TREAT';
+    const answer = await explainAccess(services.db, { owner: auth.admin ? undefined : auth.organizationId, patientId, actor, purpose });
+    sendJson(res, 200, JSON.stringify(answer));
   }
 
   async function validate(req: Request, res: Response) {

@@ -148,4 +148,22 @@ describe(`consent-based sharing (${stackName})`, () => {
     expect(res.status).toBe(201);
     expect(res.body.meta.tag[0].code).toBe('Organization/cs-tokuyo');
   });
+
+  it('explains a decision with $access: permitted or not, and the provision that decided', async () => {
+    await record({ actors: ['cs-tokuyo'], period: WIDE, provision: [{ type: 'deny', classes: ['Observation'] }] });
+    const res = await clinic.get(`Patient/${patientId}/$access?actor=Organization/cs-tokuyo`);
+    expect(res.status).toBe(200);
+    const decisions = Object.fromEntries(res.body.parameter.filter((p: any) => p.name === 'decision').map((d: any) => {
+      const part = (name: string) => d.part.find((x: any) => x.name === name);
+      return [part('type').valueCode, { permitted: part('permitted').valueBoolean, provision: part('provision')?.valueString }];
+    }));
+    expect(decisions.MedicationRequest).toEqual({ permitted: true, provision: 'Consent.provision' });
+    expect(decisions.Observation).toEqual({ permitted: false, provision: 'Consent.provision.provision[0]' });
+    const forRouken = await clinic.get(`Patient/${patientId}/$access?actor=Organization/cs-rouken`);
+    const denied = forRouken.body.parameter.filter((p: any) => p.name === 'decision');
+    expect(denied.every((d: any) => d.part.find((x: any) => x.name === 'permitted').valueBoolean === false)).toBe(true);
+    // Someone who cannot see the patient learns nothing, not even that it exists.
+    expect((await stranger.get(`Patient/${patientId}/$access?actor=Organization/cs-tokuyo`)).status).toBe(404);
+    expect((await clinic.get(`Patient/${patientId}/$access`)).status).toBe(400);
+  });
 });
