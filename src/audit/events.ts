@@ -11,6 +11,7 @@ export interface AuditActor {
   clientId?: string;
   organizationId?: string;
   purposeOfUse?: string;
+  breakGlassReason?: string;
 }
 
 export type Interaction =
@@ -56,7 +57,10 @@ export function auditRow(facts: AuditFacts): AuditRow {
     outcome,
     ...(facts.outcomeDesc ? { outcomeDesc: facts.outcomeDesc } : {}),
     ...(facts.actor.purposeOfUse
-      ? { purposeOfEvent: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: facts.actor.purposeOfUse }] }] }
+      ? { purposeOfEvent: [{
+          coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: facts.actor.purposeOfUse }],
+          ...(facts.actor.breakGlassReason ? { text: `break-glass: ${facts.actor.breakGlassReason}` } : {}),
+        }] }
       : {}),
     agent: agents(facts.actor),
     source: {

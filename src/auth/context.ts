@@ -13,6 +13,8 @@ export interface AuthContext {
   scopes: readonly Scope[];
   /** HL7 v3 PurposeOfUse code (TREAT, ETREAT, …) the request is made for. */
   purposeOfUse?: string;
+  /** Why emergency access is needed: present exactly when purposeOfUse is ETREAT (break-glass). */
+  breakGlassReason?: string;
 }
 
 export const ADMIN_AUTH: AuthContext = Object.freeze({ admin: true, scopes: [], purposeOfUse: 'HOPERAT' });

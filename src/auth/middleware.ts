@@ -28,12 +28,14 @@ export function authenticate(services: Services): RequestHandler {
         throw err;
       });
       if (!(await services.auth.clients.isEnabled(claims.clientId))) throw invalidToken('client is disabled');
+      const purposeOfUse = purpose ?? claims.purposeOfUse ?? DEFAULT_PURPOSE;
       res.locals.auth = {
         admin: false,
         clientId: claims.clientId,
         organizationId: claims.organizationId,
         scopes: claims.scopes,
-        purposeOfUse: purpose ?? claims.purposeOfUse ?? DEFAULT_PURPOSE,
+        purposeOfUse,
+        ...(purposeOfUse === 'ETREAT' ? { breakGlassReason: breakGlassReason(req) } : {}),
       } satisfies AuthContext;
     })().then(() => next(), next);
   };
@@ -59,6 +61,24 @@ function declaredPurpose(req: Request): string | undefined {
     throw new FhirError(400, { code: 'invalid', diagnostics: `X-Purpose-Of-Use must be one of ${PURPOSES_OF_USE.join(', ')}` });
   }
   return value;
+}
+
+/** Break-glass (ETREAT) needs a stated reason, kept in the audit trail and sent to the data owner. */
+function breakGlassReason(req: Request): string {
+  const raw = req.get('x-break-glass-reason');
+  let reason = '';
+  try {
+    reason = raw ? decodeURIComponent(raw).trim() : '';
+  } catch {
+    reason = raw?.trim() ?? '';
+  }
+  if (!reason) {
+    throw new FhirError(400, {
+      code: 'required',
+      diagnostics: 'Emergency access (X-Purpose-Of-Use: ETREAT) needs X-Break-Glass-Reason (URL-encoded text) / 緊急アクセスには理由が必要です',
+    });
+  }
+  return reason.slice(0, 500);
 }
 
 function invalidToken(reason: string): FhirError {

@@ -150,7 +150,10 @@ export function fhirRouter(services: Services): express.Router {
 }
 
 function toCaller(auth: AuthContext): Caller {
-  return { admin: auth.admin, organizationId: auth.organizationId, clientId: auth.clientId, purposeOfUse: auth.purposeOfUse };
+  return {
+    admin: auth.admin, organizationId: auth.organizationId, clientId: auth.clientId, purposeOfUse: auth.purposeOfUse,
+    ...(auth.breakGlassReason ? { breakGlassReason: auth.breakGlassReason } : {}),
+  };
 }
 
 function queryPairs(req: Request): QueryParams {

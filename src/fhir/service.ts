@@ -15,6 +15,7 @@ import { prepareDeletion, prepareVersion } from './prepare.js';
 import { resourceResult, storedResult, type FhirResult } from './results.js';
 import { assertValidResource } from './validate.js';
 import { assertConsentRules } from '../consent/rules.js';
+import { breakGlassNotices } from '../consent/break-glass.js';
 
 /** A write decided but not yet committed: a transaction collects these and commits them together. */
 export interface PlannedWrite {
@@ -40,6 +41,7 @@ export class FhirService {
     assertId(id);
     const stored = await this.repo.read(type, id, caller, q);
     await this.recordAccess(caller, 'read', `${type}/${id}`, stored);
+    if (stored) await this.noticeBreakGlass(caller, [stored]);
     if (!stored) throw notFound(`${type}/${id} is not known / 見つかりません`);
     if (stored.deleted) throw gone(`${type}/${id} was deleted / 削除されています`);
     return storedResult(200, stored);
@@ -67,7 +69,14 @@ export class FhirService {
         patientId: singlePatient(result),
       }),
     );
+    await this.noticeBreakGlass(caller, [...result.matches, ...result.included]);
     return { request, result };
+  }
+
+  /** Emergency access is always reported to the owners of what was disclosed. */
+  private async noticeBreakGlass(caller: Caller, disclosed: StoredResource[]): Promise<void> {
+    const notices = breakGlassNotices(caller, disclosed);
+    if (notices.length) await this.repo.commit(notices);
   }
 
   /** Searches a conditional interaction's criteria among what the caller may see. */

@@ -6,6 +6,8 @@ export interface Viewer {
   admin: boolean;
   organizationId?: string;
   purposeOfUse?: string;
+  /** Set for break-glass (ETREAT with a reason): opens residents' data of facilities under agreement. */
+  breakGlassReason?: string;
 }
 
 export const ADMIN_VIEWER: Viewer = { admin: true };
@@ -22,8 +24,27 @@ export function visibilitySql(viewer: Viewer, alias: string, params: SqlParams):
   if (!viewer.organizationId) return 'FALSE';
   const org = params.add(viewer.organizationId);
   const directory = params.add(DIRECTORY_TYPES);
+  const emergency = viewer.purposeOfUse === 'ETREAT' && viewer.breakGlassReason ? ` OR ${agreementSql(alias, org)}` : '';
   return `(${alias}.owner = ${org} OR (${alias}.patient_id IS NULL AND ${alias}.resource_type = ANY(${directory}::text[]))
-    OR (${alias}.patient_id IS NOT NULL AND ${consentPermitsSql(viewer, alias, org, params)}))`;
+    OR (${alias}.patient_id IS NOT NULL AND (${consentPermitsSql(viewer, alias, org, params)}${emergency})))`;
+}
+
+/**
+ * Break-glass: the row belongs to a facility (OrganizationAffiliation.organization) that has an active
+ * 協力医療機関 agreement, current today, with the viewer (participatingOrganization); so the data is
+ * about one of that facility's residents.
+ */
+function agreementSql(alias: string, org: string): string {
+  return `EXISTS (SELECT 1 FROM resource a
+      JOIN sp_reference fac ON fac.resource_type = a.resource_type AND fac.id = a.id AND fac.param = 'primary-organization'
+      JOIN sp_reference med ON med.resource_type = a.resource_type AND med.id = a.id AND med.param = 'participating-organization'
+    WHERE a.resource_type = 'OrganizationAffiliation' AND NOT a.deleted
+      AND fac.target_type = 'Organization' AND fac.target_id = ${alias}.owner
+      AND med.target_type = 'Organization' AND med.target_id = ${org}
+      AND NOT EXISTS (SELECT 1 FROM sp_token t WHERE t.resource_type = a.resource_type AND t.id = a.id
+        AND t.param = 'active' AND t.value = 'false')
+      AND NOT EXISTS (SELECT 1 FROM sp_date p WHERE p.resource_type = a.resource_type AND p.id = a.id
+        AND p.param = 'date' AND (p.lo > now() OR p.hi <= now())))`;
 }
 
 /**
