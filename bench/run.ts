@@ -11,6 +11,7 @@ import { embeddedStack, reachable, serverStack, type BenchStack } from './stacks
 import { fmt, runPool, summarize, type Latencies } from './stats.js';
 import { validateResource } from '../src/validation/index.js';
 import { BenchClient, observationOf, patientOf } from './workload.js';
+import { benchConsent, printConsentReport, type ConsentReport } from './consent.js';
 
 const RESOURCES = Number(process.env.BENCH_RESOURCES ?? 100_000);
 const CREATES = Number(process.env.BENCH_CREATES ?? 5000);
@@ -149,22 +150,27 @@ function validationRate(): number {
 async function main(): Promise<void> {
   console.log(`validation: ${fmt(validationRate(), 0)} profiled Patients/s in one process`);
   const reports: StackReport[] = [];
+  const consentReports: ConsentReport[] = [];
   let port = 18_080;
   for (const name of STACKS) {
-    let stack: BenchStack;
-    if (name === 'embedded') stack = embeddedStack();
-    else if (await reachable(PG_URL)) stack = await serverStack(PG_URL, REDIS_URL);
-    else {
-      console.log(`[servers] skipped: no PostgreSQL at ${PG_URL}`);
-      continue;
-    }
-    try {
-      reports.push(await benchStack(stack, port++));
-    } finally {
-      await stack.cleanup();
+    for (const part of ['store', 'consent'] as const) {
+      let stack: BenchStack;
+      if (name === 'embedded') stack = embeddedStack();
+      else if (await reachable(PG_URL)) stack = await serverStack(PG_URL, REDIS_URL);
+      else {
+        console.log(`[servers] skipped: no PostgreSQL at ${PG_URL}`);
+        break;
+      }
+      try {
+        if (part === 'store') reports.push(await benchStack(stack, port++));
+        else consentReports.push(await benchConsent(stack, port++, RESOURCES));
+      } finally {
+        await stack.cleanup();
+      }
     }
   }
   printReport(reports);
+  printConsentReport(consentReports);
 }
 
 main().catch((err) => {

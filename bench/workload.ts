@@ -88,6 +88,11 @@ export class BenchClient {
     return JSON.parse(res.text);
   }
 
+  /** Any request; the caller checks the status. */
+  async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
+    return this.send(method, `/fhir/${path}`, body === undefined ? undefined : JSON.stringify(body), headers);
+  }
+
   /** node:http with keep-alive: the load generator shares the machine, so it should cost little CPU. */
   private async send(method: string, path: string, body?: string, headers: Record<string, string> = {}) {
     const authorization = `Bearer ${await this.auth()}`;
