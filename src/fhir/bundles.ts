@@ -78,3 +78,13 @@ export function historyJson(base: string, selfUrl: string, rows: StoredResource[
 }
 
 export type { Resource };
+
+/** Patient/$everything: one page of the compartment as a searchset, with a next link while more remain. */
+export function everythingJson(self: string, rows: StoredResource[], total: number, next?: string): string {
+  const head: Bundle = {
+    resourceType: 'Bundle', type: 'searchset', total,
+    link: [{ relation: 'self', url: self }, ...(next ? [{ relation: 'next', url: next }] : [])],
+  };
+  const base = self.slice(0, self.indexOf('/Patient/'));
+  return withEntries(head, rows.map((r) => entryJson(base, r, 'match')));
+}

@@ -4,7 +4,8 @@ import { authOf, checkScope, type AuthContext, type Interaction } from '../auth/
 import type { Services } from '../services.js';
 import { isSupportedType } from '../store/resource-types.js';
 import type { QueryParams } from '../store/search/request.js';
-import { historyJson, searchsetJson } from './bundles.js';
+import { everythingJson, historyJson, searchsetJson } from './bundles.js';
+import { auditRow } from '../audit/events.js';
 import type { Caller } from './caller.js';
 import { capabilityStatement } from './capability.js';
 import { fhirBase, FHIR_JSON, preferLenient, sendJson, sendResult } from './http.js';
@@ -102,10 +103,9 @@ export function fhirRouter(services: Services): express.Router {
   }));
   router.post('/:type/:id/:operation', wrap(async (req, res) => operation(req, res)));
   router.get('/:type/:id/:operation', wrap(async (req, res) => {
-    if (req.params.type !== 'Patient' || req.params.operation !== '$access') {
-      throw notSupported(`Operation ${req.params.operation} is not supported on GET`, 404);
-    }
-    await access(req, res);
+    if (req.params.type === 'Patient' && req.params.operation === '$access') return access(req, res);
+    if (req.params.type === 'Patient' && req.params.operation === '$everything') return everything(req, res);
+    throw notSupported(`Operation ${req.params.operation} is not supported on GET`, 404);
   }));
 
   async function sendHistory(req: Request, res: Response, target: { resourceType?: string; id?: string }) {
@@ -121,6 +121,23 @@ export function fhirRouter(services: Services): express.Router {
   async function operation(req: Request, res: Response) {
     if (req.params.operation !== '$validate') throw notSupported(`Operation ${req.params.operation} is not supported`, 404);
     await validate(req, res);
+  }
+
+  /** Patient/{id}/$everything: the patient's compartment, as far as the caller may see it. */
+  async function everything(req: Request, res: Response) {
+    checkScope(authOf(res), 'Patient', 'read');
+    const patientId = String(req.params.id);
+    await fhir.read(caller(res), 'Patient', patientId);
+    const count = Math.min(Number(/^\d{1,4}$/.test(String(req.query._count)) ? req.query._count : 100), 1000);
+    const offset = Number(/^\d{1,9}$/.test(String(req.query._offset)) ? req.query._offset : 0);
+    const { rows, total } = await services.repo.compartment(patientId, caller(res), count, offset);
+    await services.audit.record(auditRow({
+      interaction: 'operation', actor: caller(res), patientId,
+      entities: [`Patient/${patientId}`, ...rows.map((r) => `${r.resourceType}/${r.id}`).slice(0, 100)],
+    }));
+    const self = `${base(req)}/Patient/${patientId}/$everything`;
+    const next = offset + count < total ? `${self}?_count=${count}&_offset=${offset + count}` : undefined;
+    sendJson(res, 200, everythingJson(`${self}?_count=${count}&_offset=${offset}`, rows, total, next));
   }
 
   /** Patient/{id}/$access?actor=Organization/{id}[&purpose=…]: explains what the actor may see. */

@@ -80,6 +80,23 @@ export class Repository {
     });
   }
 
+  /** Everything in a patient's compartment (and the Patient itself) the viewer may see, by type. */
+  async compartment(patientId: string, viewer: Viewer, count: number, offset: number): Promise<{ rows: StoredResource[]; total: number }> {
+    return timed('compartment', async () => {
+      const params = new SqlParams();
+      const where = `(r.patient_id = ${params.add(patientId)} OR (r.resource_type = 'Patient' AND r.id = ${params.add(patientId)}))
+        AND NOT r.deleted AND ${visibilitySql(viewer, 'r', params)}`;
+      const countValues = params.values.slice();
+      const [page, total] = await Promise.all([
+        this.db.query<StoredRow>(`SELECT ${STORED_COLUMNS} FROM resource r WHERE ${where}
+          ORDER BY r.resource_type <> 'Patient', r.resource_type, r.last_updated DESC, r.id
+          LIMIT ${params.add(count)} OFFSET ${params.add(offset)}`, params.values),
+        this.db.query<{ total: number }>(`SELECT count(*) AS total FROM resource r WHERE ${where}`, countValues),
+      ]);
+      return { rows: page.rows.map(toStored), total: total.rows[0].total };
+    });
+  }
+
   async commit(writes: PreparedWrite[], q: Queryable = this.db): Promise<void> {
     if (q === this.db) return this.groupCommit.submit(writes);
     await timed('write', () => commitWrites(q, writes, [], this.prepared));

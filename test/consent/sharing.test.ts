@@ -166,4 +166,17 @@ describe(`consent-based sharing (${stackName})`, () => {
     expect((await stranger.get(`Patient/${patientId}/$access?actor=Organization/cs-tokuyo`)).status).toBe(404);
     expect((await clinic.get(`Patient/${patientId}/$access`)).status).toBe(400);
   });
+
+  it('Patient/$everything returns the compartment as far as the Consent opens it', async () => {
+    await record({ actors: ['cs-tokuyo'], classes: ['Patient', 'MedicationRequest'], period: WIDE });
+    const types = (res: any) => res.body.entry.map((e: any) => e.resource.resourceType).sort();
+    const mine = await clinic.get(`Patient/${patientId}/$everything`);
+    expect(mine.status).toBe(200);
+    expect(types(mine)).toEqual(expect.arrayContaining(['Condition', 'Consent', 'MedicationRequest', 'Observation', 'Patient']));
+    const shared = await facility.get(`Patient/${patientId}/$everything`);
+    // the clinic's Patient and MedicationRequest, and the facility's own MedicationRequest about the patient
+    expect(types(shared)).toEqual(['MedicationRequest', 'MedicationRequest', 'Patient']);
+    expect(shared.body.total).toBe(3);
+    expect((await stranger.get(`Patient/${patientId}/$everything`)).status).toBe(404);
+  });
 });
