@@ -84,6 +84,11 @@ function resourceCapability(type: string): CapabilityStatementRestResource {
     ],
     operation: [
       { name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' },
+      ...(type === 'Patient'
+        ? [{ name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' },
+          { name: 'access', definition: 'http://renkei.jp/fhir/OperationDefinition/Patient-access',
+            documentation: 'Explains whether an organization may see this patient\'s data now, and which Consent provision decided' }]
+        : []),
       ...(type === 'AuditEvent'
         ? [{ name: 'verify', definition: 'http://renkei.jp/fhir/OperationDefinition/AuditEvent-verify',
             documentation: 'Administrator: recomputes the hash chain of the audit trail and reports the first broken link' }]
