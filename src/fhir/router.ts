@@ -17,6 +17,7 @@ import { validationIssues } from './validate.js';
 import { historyQuery } from './history.js';
 import { auditEventRouter } from './audit-router.js';
 import { explainAccess } from '../consent/explain.js';
+import { changeLink } from '../consent/linking.js';
 
 type Handler = (req: Request, res: Response) => Promise<void>;
 
@@ -119,6 +120,12 @@ export function fhirRouter(services: Services): express.Router {
   }
 
   async function operation(req: Request, res: Response) {
+    const op = req.params.operation;
+    if (req.params.type === 'Patient' && req.params.id && (op === '$link' || op === '$unlink')) {
+      checkScope(authOf(res), 'Patient', 'update');
+      const result = await changeLink(fhir, caller(res), String(req.params.id), req.body, op === '$unlink');
+      return sendResult(req, res, result, services.config, true);
+    }
     if (req.params.operation !== '$validate') throw notSupported(`Operation ${req.params.operation} is not supported`, 404);
     await validate(req, res);
   }

@@ -149,10 +149,22 @@ function referenceSql(value: string, modifier: string | undefined, params: SqlPa
   if (modifier === 'identifier' || modifier === 'missing') throw badRequest(`Modifier :${modifier} is not supported here`);
   const local = /^(?:.*\/)?([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(value);
   if (/^https?:|^urn:/.test(value) && !local) return `i.target = ${params.add(value)}`;
-  if (local) return `(i.target_type = ${params.add(local[1])} AND i.target_id = ${params.add(local[2])})`;
+  if (local) {
+    if (local[1] === 'Patient') return `(i.target_type = 'Patient' AND i.target_id IN (${linkedPatientsSql(params.add(local[2]))}))`;
+    return `(i.target_type = ${params.add(local[1])} AND i.target_id = ${params.add(local[2])})`;
+  }
   const types = modifier ? [modifier] : targets;
+  if (types.length === 1 && types[0] === 'Patient') {
+    return `(i.target_type = 'Patient' AND i.target_id IN (${linkedPatientsSql(params.add(value))}))`;
+  }
   const typeCondition = types.length ? ` AND i.target_type = ANY(${params.add(types)}::text[])` : '';
   return `(i.target_id = ${params.add(value)}${typeCondition})`;
+}
+
+/** The patient and the records its custodian linked to it (Patient.link), for `patient=` searches. */
+function linkedPatientsSql(id: string): string {
+  return `SELECT ${id}::text UNION ALL SELECT l.target_id FROM sp_reference l
+    WHERE l.resource_type = 'Patient' AND l.id = ${id} AND l.param = 'link' AND l.target_type = 'Patient'`;
 }
 
 function uriSql(value: string, modifier: string | undefined, params: SqlParams): string {
