@@ -16,6 +16,7 @@ import { resourceResult, storedResult, type FhirResult } from './results.js';
 import { assertValidResource } from './validate.js';
 import { assertConsentRules } from '../consent/rules.js';
 import { breakGlassNotices } from '../consent/break-glass.js';
+import { assertAgreementRules } from '../consent/agreements.js';
 
 /** A write decided but not yet committed: a transaction collects these and commits them together. */
 export interface PlannedWrite {
@@ -173,6 +174,7 @@ export class FhirService {
   /** Business rules beyond validation, for the types that have them. */
   async checkRules(caller: Caller, resource: Resource, q: Queryable = this.db): Promise<void> {
     if (resource.resourceType === 'Consent') await assertConsentRules(q, caller.organizationId, resource);
+    if (resource.resourceType === 'OrganizationAffiliation') await assertAgreementRules(q, resource);
   }
 
   async commitPlanned(planned: PlannedWrite, q: Queryable = this.db): Promise<FhirResult> {

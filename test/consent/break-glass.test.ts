@@ -39,8 +39,18 @@ describe(`break-glass between cooperating institutions (${stackName})`, () => {
     unrelated = await organizationClient(stack, 'bg-other');
     residentId = (await facility.post('Patient', patient('BG-1'))).body.id;
     obsId = (await facility.post('Observation', bodyTemperature(residentId, 38.9, '2026-11-22T02:00:00+09:00'))).body.id;
-    const made = await adminClient(stack).post('OrganizationAffiliation', agreement('bg-tokuyo', 'bg-hospital', { start: '2026-04-01' }));
+    const admin = adminClient(stack);
+    const refused = await admin.post('OrganizationAffiliation', agreement('bg-tokuyo', 'bg-hospital', { start: '2026-04-01' }));
+    expect(refused.status).toBe(422); // admission needs a hospital, and bg-hospital is not marked as one yet
+    expect(refused.body.issue[0].expression).toEqual(['OrganizationAffiliation.specialty[2]']);
+    await admin.put('Organization/bg-hospital', {
+      resourceType: 'Organization', id: 'bg-hospital', name: '協力病院',
+      type: [{ coding: [{ system: 'http://renkei.jp/fhir/CodeSystem/organization-kind', code: 'hospital' }] }],
+    });
+    const made = await admin.post('OrganizationAffiliation', agreement('bg-tokuyo', 'bg-hospital', { start: '2026-04-01' }));
     expect(made.status).toBe(201);
+    const unknown = await admin.post('OrganizationAffiliation', agreement('bg-tokuyo', 'no-such-hospital', { start: '2026-04-01' }));
+    expect(unknown.status).toBe(422);
   });
   afterAll(() => stack?.stop());
 
