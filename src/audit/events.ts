@@ -37,6 +37,8 @@ export interface AuditFacts {
   entities?: string[];
   patientId?: string | null;
   owner?: string | null;
+  /** What permitted a disclosure to another organization: `Consent/<id>` or `OrganizationAffiliation/<id>`. */
+  basis?: string;
   /** The query string of a search, kept as BALP does (base64). */
   query?: string;
   recorded?: Date;
@@ -78,7 +80,7 @@ export function auditRow(facts: AuditFacts): AuditRow {
     agentClient: facts.actor.clientId ?? null,
     owner: facts.owner ?? null,
     patientId: facts.patientId ?? null,
-    entity: facts.entities ?? [],
+    entity: [...(facts.entities ?? []), ...(facts.basis ? [facts.basis] : [])],
     purpose: facts.actor.purposeOfUse ?? null,
     json: JSON.stringify(event),
   };
@@ -115,6 +117,9 @@ function entities(facts: AuditFacts): AuditEvent['entity'] {
   }
   if (facts.query !== undefined) {
     list.push({ role: objectRole('24', 'Query'), query: Buffer.from(facts.query).toString('base64') });
+  }
+  if (facts.basis) {
+    list.push({ what: { reference: facts.basis }, role: objectRole('13', 'Security Resource'), description: 'decision basis / 開示の根拠' });
   }
   return list;
 }

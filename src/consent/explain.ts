@@ -68,3 +68,20 @@ function decision(kind: { resource_type: string; owner: string; permitted: boole
     ],
   };
 }
+
+/**
+ * The Consent behind a disclosure already decided, for the audit trail: the deepest permitting
+ * provision of an active Consent by the owner that matches who asked, what and why.
+ */
+export async function disclosureBasis(db: Queryable, viewer: { organizationId?: string; purposeOfUse?: string },
+  row: { resourceType: string; owner: string | null; patientId: string | null }): Promise<string | undefined> {
+  if (!viewer.organizationId || !row.owner || !row.patientId || row.owner === viewer.organizationId) return undefined;
+  const { rows } = await db.query<{ consent_id: string }>(
+    `SELECT consent_id FROM consent_grant WHERE patient_id = $1 AND owner = $2 AND permit
+       AND grantee IN ($3, '*') AND resource_type IN ($4, '*') AND purpose IN ($5, '*')
+       AND (period_start IS NULL OR period_start <= now()) AND (period_end IS NULL OR period_end > now())
+     ORDER BY depth DESC LIMIT 1`,
+    [row.patientId, row.owner, viewer.organizationId, row.resourceType, viewer.purposeOfUse ?? 'TREAT'],
+  );
+  return rows[0] ? `Consent/${rows[0].consent_id}` : undefined;
+}

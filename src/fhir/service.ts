@@ -16,6 +16,7 @@ import { resourceResult, storedResult, type FhirResult } from './results.js';
 import { assertValidResource } from './validate.js';
 import { assertConsentRules } from '../consent/rules.js';
 import { breakGlassNotices } from '../consent/break-glass.js';
+import { disclosureBasis } from '../consent/explain.js';
 import { assertAgreementRules } from '../consent/agreements.js';
 
 /** A write decided but not yet committed: a transaction collects these and commits them together. */
@@ -194,6 +195,7 @@ export class FhirService {
   }
 
   private async recordAccess(caller: Caller, interaction: 'read' | 'vread', reference: string, stored?: StoredResource) {
+    const basis = stored && !caller.admin ? await disclosureBasis(this.db, caller, stored) : undefined;
     await this.audit.record(
       auditRow({
         interaction,
@@ -202,9 +204,11 @@ export class FhirService {
         entities: [reference],
         patientId: stored?.patientId,
         owner: stored?.owner,
+        basis,
       }),
     );
   }
+
 }
 
 function singlePatient(result: SearchResult): string | null {

@@ -62,6 +62,10 @@ describe(`consent-based sharing (${stackName})`, () => {
     expect((await facility.get(`Patient/${patientId}`)).status).toBe(404);
     expect((await stranger.get(`MedicationRequest/${medId}`)).status).toBe(404);
     expect(await total(stranger, `MedicationRequest?patient=${patientId}`)).toBe(0);
+    // the clinic sees, in its audit trail, who read its data and under which Consent
+    const trail = await clinic.get(`AuditEvent?entity=MedicationRequest/${medId}&agent=Organization/cs-tokuyo`);
+    const basis = trail.body.entry.map((e: any) => e.resource.entity.find((x: any) => x.description?.startsWith('decision basis'))?.what.reference);
+    expect(basis).toContain(`Consent/${consentId}`);
   });
 
   it('never lets _include, _revinclude or a chain reach a type the Consent does not open', async () => {
