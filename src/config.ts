@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { exchangeSettings, type ExchangeSettings } from './exchange/settings.js';
 
 /** Settings read from the environment; see the README's "Settings" table. */
 export interface Config {
@@ -17,6 +18,8 @@ export interface Config {
   tokenLifetimeSeconds: number;
   /** Pool size towards PostgreSQL (or the embedded store's socket). */
   dbPoolSize: number;
+  /** Queues, relay, workers and notification delivery. */
+  exchange: ExchangeSettings;
 }
 
 function intSetting(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -52,5 +55,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxBodyBytes: byteSetting(env, 'RENKEI_MAX_BODY', 16 * 1024 * 1024),
     tokenLifetimeSeconds: Math.min(tokenLifetime, 300),
     dbPoolSize: intSetting(env, 'RENKEI_DB_POOL', 16),
+    exchange: exchangeSettings(env),
   };
 }
