@@ -5,7 +5,7 @@ import type { AuditRecorder } from '../audit/recorder.js';
 import type { Database, Queryable } from '../store/db.js';
 import { canSee, canWrite } from '../store/access.js';
 import type { Repository } from '../store/repository.js';
-import { executeSearch, type SearchResult } from '../store/search/execute.js';
+import { executeSearch } from '../store/search/execute.js';
 import { parseSearch, type QueryParams, type SearchRequest } from '../store/search/request.js';
 import type { StoredResource } from '../store/stored.js';
 import type { PreparedWrite } from '../store/write-batch.js';
@@ -16,8 +16,12 @@ import { resourceResult, storedResult, type FhirResult } from './results.js';
 import { assertValidResource } from './validate.js';
 import { assertConsentRules } from '../consent/rules.js';
 import { breakGlassNotices } from '../consent/break-glass.js';
-import { disclosureBasis } from '../consent/explain.js';
+import { disclosureBases, foreignRows } from '../consent/basis.js';
+import { disclosureRows } from '../audit/disclosure.js';
+import type { HistoryQuery } from '../store/repository.js';
+import { log } from '../logger.js';
 import { assertAgreementRules } from '../consent/agreements.js';
+import { checkSubscription } from '../subscriptions/validate-subscription.js';
 
 /** A write decided but not yet committed: a transaction collects these and commits them together. */
 export interface PlannedWrite {
@@ -42,8 +46,7 @@ export class FhirService {
   async read(caller: Caller, type: string, id: string, q: Queryable = this.db): Promise<FhirResult> {
     assertId(id);
     const stored = await this.repo.read(type, id, caller, q);
-    await this.recordAccess(caller, 'read', `${type}/${id}`, stored);
-    if (stored) await this.noticeBreakGlass(caller, [stored]);
+    await Promise.all([this.recordAccess(caller, 'read', `${type}/${id}`, stored, q), this.noticeBreakGlass(caller, stored ? [stored] : [])]);
     if (!stored) throw notFound(`${type}/${id} is not known / 見つかりません`);
     if (stored.deleted) throw gone(`${type}/${id} was deleted / 削除されています`);
     return storedResult(200, stored);
@@ -62,23 +65,70 @@ export class FhirService {
   async search(caller: Caller, type: string, params: QueryParams, lenient = false, q: Queryable = this.db) {
     const request = parseSearch(type, params, lenient);
     const result = await executeSearch(q, request, caller);
-    await this.audit.record(
-      auditRow({
+    const shown = [...result.matches, ...result.included];
+    await Promise.all([
+      this.audit.record(auditRow({
         interaction: 'search',
         actor: caller,
         query: new URLSearchParams(params).toString(),
         entities: result.matches.map((m) => `${m.resourceType}/${m.id}`).slice(0, 100),
-        patientId: singlePatient(result),
-      }),
-    );
-    await this.noticeBreakGlass(caller, [...result.matches, ...result.included]);
+        patientId: singlePatient(result.matches),
+      })),
+      this.recordDisclosures(caller, shown, q),
+      this.noticeBreakGlass(caller, shown),
+    ]);
     return { request, result };
+  }
+
+  /** History (system, type or instance), filtered like every read; audited with its disclosures. */
+  async history(caller: Caller, query: HistoryQuery): Promise<{ rows: StoredResource[]; total: number }> {
+    const page = await this.repo.history(query, caller);
+    const shown = page.rows.filter((r) => !r.deleted);
+    await Promise.all([
+      this.audit.record(auditRow({
+        interaction: 'history',
+        actor: caller,
+        entities: [query.resourceType && query.id ? `${query.resourceType}/${query.id}` : query.resourceType ?? '*'],
+        patientId: singlePatient(page.rows),
+      })),
+      this.recordDisclosures(caller, shown),
+      this.noticeBreakGlass(caller, shown),
+    ]);
+    return page;
+  }
+
+  /** Patient/{id}/$everything: the compartments of the patient and its linked records, as far as the caller may see. */
+  async everything(caller: Caller, patientId: string, count: number, offset: number): Promise<{ rows: StoredResource[]; total: number }> {
+    await this.read(caller, 'Patient', patientId);
+    const page = await this.repo.compartment(patientId, caller, count, offset);
+    await Promise.all([
+      this.audit.record(auditRow({
+        interaction: 'operation', operation: '$everything', actor: caller, patientId,
+        entities: page.rows.map((r) => `${r.resourceType}/${r.id}`).slice(0, 100),
+      })),
+      this.recordDisclosures(caller, page.rows),
+      this.noticeBreakGlass(caller, page.rows),
+    ]);
+    return page;
   }
 
   /** Emergency access is always reported to the owners of what was disclosed. */
   private async noticeBreakGlass(caller: Caller, disclosed: StoredResource[]): Promise<void> {
     const notices = breakGlassNotices(caller, disclosed);
-    if (notices.length) await this.repo.commit(notices);
+    if (!notices.length) return;
+    await this.repo.commit(notices);
+    log.info({ organization: caller.organizationId, notices: notices.length }, 'break-glass access reported to the data owners');
+  }
+
+  /** Other owners' data shown to the caller: one disclosure AuditEvent per owner and patient, with what permitted it. */
+  private async recordDisclosures(caller: Caller, shown: StoredResource[], q: Queryable = this.db): Promise<void> {
+    const foreign = foreignRows(caller, shown);
+    if (!foreign.length) return;
+    const bases = await disclosureBases(q, caller, foreign);
+    const rows = disclosureRows(caller, foreign.map((r) => ({
+      resourceType: r.resourceType, id: r.id, owner: r.owner!, patientId: r.patientId!, basis: bases.get(`${r.resourceType}/${r.id}`),
+    })));
+    await Promise.all(rows.map((row) => this.audit.record(row)));
   }
 
   /** Searches a conditional interaction's criteria among what the caller may see. */
@@ -154,7 +204,8 @@ export class FhirService {
 
   async planDelete(caller: Caller, type: string, id: string, tx: Queryable): Promise<PlannedWrite> {
     const current = await this.repo.lockCurrent(tx, type, id);
-    if (!current || !canSee(caller, current)) throw notFound(`${type}/${id} is not known / 見つかりません`);
+    // What the caller may not see answers exactly like what does not exist.
+    if (!current || !(canSee(caller, current) || (await this.repo.read(type, id, caller, tx)))) throw notFound(`${type}/${id} is not known / 見つかりません`);
     if (!canWrite(caller, current)) throw this.refuseWrite(caller, current);
     if (current.deleted) return { result: { status: 204 } };
     const write = prepareDeletion({
@@ -176,6 +227,7 @@ export class FhirService {
   async checkRules(caller: Caller, resource: Resource, q: Queryable = this.db): Promise<void> {
     if (resource.resourceType === 'Consent') await assertConsentRules(q, caller.organizationId, resource);
     if (resource.resourceType === 'OrganizationAffiliation') await assertAgreementRules(q, resource);
+    if (resource.resourceType === 'Subscription') await checkSubscription(caller, resource, this.db, q);
   }
 
   async commitPlanned(planned: PlannedWrite, q: Queryable = this.db): Promise<FhirResult> {
@@ -194,8 +246,8 @@ export class FhirService {
     );
   }
 
-  private async recordAccess(caller: Caller, interaction: 'read' | 'vread', reference: string, stored?: StoredResource) {
-    const basis = stored && !caller.admin ? await disclosureBasis(this.db, caller, stored) : undefined;
+  private async recordAccess(caller: Caller, interaction: 'read' | 'vread', reference: string, stored?: StoredResource, q: Queryable = this.db) {
+    const basis = stored ? (await disclosureBases(q, caller, [stored])).get(`${stored.resourceType}/${stored.id}`) : undefined;
     await this.audit.record(
       auditRow({
         interaction,
@@ -211,7 +263,7 @@ export class FhirService {
 
 }
 
-function singlePatient(result: SearchResult): string | null {
-  const ids = new Set(result.matches.map((m) => m.patientId));
+function singlePatient(rows: StoredResource[]): string | null {
+  const ids = new Set(rows.map((m) => m.patientId));
   return ids.size === 1 ? [...ids][0] : null;
 }
