@@ -5,6 +5,7 @@ import { AuditRecorder } from './audit/recorder.js';
 import { sealAuditChain } from './audit/chain.js';
 import { buildAuthServices } from './auth/index.js';
 import type { Config } from './config.js';
+import { Exchange } from './exchange/engine.js';
 import { log } from './logger.js';
 import type { Services } from './services.js';
 import { openDatabase } from './store/db.js';
@@ -23,15 +24,20 @@ export async function buildServices(config: Config): Promise<Services> {
   await migrate(db);
   const repo = new Repository(db);
   const audit = new AuditRecorder((rows) => repo.appendAudit(rows));
+  const exchange = await Exchange.open({ config, db, repo, audit });
   return {
     config,
     db,
     repo,
     audit,
     auth: buildAuthServices(db, config),
+    exchange,
     async readiness() {
-      const store = await db.query('SELECT 1').then(() => 'ok', (err: Error) => `unreachable: ${err.message}`);
-      return { store };
+      const [store, queue] = await Promise.all([
+        db.query('SELECT 1').then(() => 'ok', (err: Error) => `unreachable: ${err.message}`),
+        exchange.readiness(),
+      ]);
+      return { store, queue };
     },
   };
 }
@@ -39,6 +45,7 @@ export async function buildServices(config: Config): Promise<Services> {
 /** Opens the store, serves the API and returns a handle that drains requests on close. */
 export async function startGateway(config: Config): Promise<Gateway> {
   const services = await buildServices(config);
+  if (config.exchange.workers) await services.exchange.startWorkers();
   const app = createApp(services);
   const server = http.createServer(app);
   server.keepAliveTimeout = 65_000;
@@ -62,6 +69,7 @@ export async function startGateway(config: Config): Promise<Gateway> {
       (closing ??= (async () => {
         await drain(server);
         clearInterval(sealer);
+        await services.exchange.close();
         await services.audit.flush();
         await sealAuditChain(services.db).catch((err: Error) => log.error({ err: err.message }, 'audit chain sealing failed'));
         await services.db.close();

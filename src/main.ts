@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { loadConfig } from './config.js';
+import { startWorkerProcess } from './exchange/worker-process.js';
 import { startGateway } from './gateway.js';
 import { createLogger, log, setLogger } from './logger.js';
 import { openDatabase } from './store/db.js';
@@ -25,8 +26,12 @@ async function main(command: string | undefined): Promise<void> {
       await db.close();
       return;
     }
-    case 'worker':
-      throw new Error('the worker process arrives with the exchange engine; run "renkei serve" for now');
+    case 'worker': {
+      const worker = await startWorkerProcess(config);
+      log.info('worker ready');
+      onShutdown(() => worker.close());
+      return;
+    }
     default:
       console.error(USAGE);
       process.exitCode = 2;

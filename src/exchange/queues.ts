@@ -1,0 +1,160 @@
+import type { EventEmitter } from 'node:events';
+import { createPostgresBackend, Queue, runMigrations, Worker, type BackendFactory, type IQueueBackend, type Processor, type WorkerOptions } from 'bullmq';
+import { Redis } from 'ioredis';
+import type pg from 'pg';
+import type { Config } from '../config.js';
+import { log } from '../logger.js';
+import type { Database } from '../store/db.js';
+
+/** Queues by purpose: committed changes to match, and notifications to send. */
+export const CHANGES_QUEUE = 'changes';
+export const DELIVERIES_QUEUE = 'deliveries';
+
+export type QueueWorkerOptions = Omit<WorkerOptions, 'connection' | 'prefix'>;
+/** A queue or worker on either backend. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyQueue = Queue<any, any, string, any, any, string, IQueueBackend, any>;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyWorker = Worker<any, any, string, IQueueBackend, any, any>;
+
+/**
+ * Where the queues live: BullMQ on Redis (REDIS_URL), or BullMQ's PostgreSQL backend on the store
+ * itself (the embedded PGlite, or DATABASE_URL when no Redis is configured; schema `public`).
+ */
+export interface QueueBackend {
+  readonly kind: 'redis' | 'postgres';
+  queue(name: string): AnyQueue;
+  worker(name: string, processor: Processor, options: QueueWorkerOptions): AnyWorker;
+  /** Throws when the queue store cannot be reached. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function openQueueBackend(config: Config, db: Database): Promise<QueueBackend> {
+  if (config.redisUrl) return new RedisQueues(config.redisUrl, config.exchange.queuePrefix);
+  const backend = new PostgresQueues(db);
+  await backend.migrate();
+  return backend;
+}
+
+/** Errors of a queue or worker are logged, never thrown into the process (a Redis outage is expected). */
+function logErrors(emitter: AnyQueue | AnyWorker, name: string): void {
+  let last = 0;
+  (emitter as unknown as EventEmitter).on('error', (err: Error) => {
+    const now = Date.now();
+    if (now - last < 5000) return;
+    last = now;
+    log.warn({ queue: name, err: err.message }, 'queue connection error');
+  });
+}
+
+class RedisQueues implements QueueBackend {
+  readonly kind = 'redis';
+  /** Producers fail fast while Redis is away (the relay and matcher retry); workers reconnect and wait. */
+  private readonly producer: Redis;
+  private readonly connections: Redis[] = [];
+  private readonly queues = new Map<string, AnyQueue>();
+
+  constructor(private readonly url: string, private readonly prefix: string) {
+    this.producer = this.connect({ enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+  }
+
+  private connect(options: { enableOfflineQueue?: boolean; maxRetriesPerRequest: number | null }): Redis {
+    const redis = new Redis(this.url, { ...options, retryStrategy: (times) => Math.min(200 * times, 2000) });
+    redis.on('error', () => {}); // reported through the queues' own error events
+    this.connections.push(redis);
+    return redis;
+  }
+
+  queue(name: string): AnyQueue {
+    let queue = this.queues.get(name);
+    if (!queue) {
+      queue = new Queue(name, { connection: this.producer, prefix: this.prefix }) as AnyQueue;
+      logErrors(queue, name);
+      this.queues.set(name, queue);
+    }
+    return queue;
+  }
+
+  worker(name: string, processor: Processor, options: QueueWorkerOptions): AnyWorker {
+    const worker = new Worker(name, processor, { ...options, connection: this.connect({ maxRetriesPerRequest: null }), prefix: this.prefix }) as AnyWorker;
+    logErrors(worker, name);
+    return worker;
+  }
+
+  async ping(): Promise<void> {
+    await this.producer.ping();
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+    this.connections.forEach((c) => c.disconnect());
+  }
+}
+
+type PgBackend = { connection: { pool: pg.Pool; getListenClient(): Promise<{ emit(event: string, msg: unknown): boolean }> } };
+const postgresFactory = createPostgresBackend as unknown as BackendFactory;
+
+/**
+ * BullMQ's PostgreSQL backend on the store. A worker waits on LISTEN; on the embedded store every
+ * connection shares one PGlite session, so a NOTIFY reaches the connection that sent it rather than the
+ * listener: the notifications each queue connection receives are handed on to the workers' listeners.
+ */
+class PostgresQueues implements QueueBackend {
+  readonly kind = 'postgres';
+  private readonly queues = new Map<string, AnyQueue>();
+  private readonly workers: AnyWorker[] = [];
+  private readonly connection: { connectionString: string; schema: string; max: number };
+
+  constructor(private readonly db: Database) {
+    this.connection = { connectionString: db.url, schema: 'public', max: db.embedded ? 4 : 10 };
+  }
+
+  async migrate(): Promise<void> {
+    const client = await this.db.pool.connect();
+    try {
+      await runMigrations(client as never, 'public');
+    } finally {
+      client.release();
+    }
+  }
+
+  queue(name: string): AnyQueue {
+    let queue = this.queues.get(name);
+    if (!queue) {
+      queue = new Queue(name, { connection: this.connection as never }, postgresFactory) as AnyQueue;
+      logErrors(queue, name);
+      this.bridge(queue);
+      this.queues.set(name, queue);
+    }
+    return queue;
+  }
+
+  worker(name: string, processor: Processor, options: QueueWorkerOptions): AnyWorker {
+    const worker = new Worker(name, processor, { ...options, connection: this.connection as never }, postgresFactory) as AnyWorker;
+    logErrors(worker, name);
+    this.bridge(worker);
+    this.workers.push(worker);
+    return worker;
+  }
+
+  private bridge(owner: AnyQueue | AnyWorker): void {
+    if (!this.db.embedded) return;
+    const pool = (owner.backend as unknown as PgBackend).connection.pool;
+    pool.on('connect', (client) => client.on('notification', (msg) => this.wakeWorkers(msg)));
+  }
+
+  private wakeWorkers(msg: unknown): void {
+    for (const worker of this.workers) {
+      (worker.backend as unknown as PgBackend).connection.getListenClient().then((c) => c.emit('notification', msg), () => {});
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.db.query('SELECT max(version) FROM public.migration');
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+  }
+}

@@ -1,0 +1,111 @@
+import type { JobsOptions } from 'bullmq';
+import type { AnyQueue } from './queues.js';
+import { log } from '../logger.js';
+import type { Database } from '../store/db.js';
+import { watchedTypes } from '../subscriptions/state.js';
+import type { Change } from './deliveries.js';
+
+const BATCH = 500;
+const MAX_PAUSE_MS = 5000;
+
+/** Job options of a `changes` job: retried with backoff, kept a while so a re-add of its id is a no-op. */
+export const CHANGE_JOB_OPTIONS: JobsOptions = {
+  attempts: 100,
+  backoff: { type: 'jittered' },
+  removeOnComplete: { age: 24 * 3600, count: 100_000 },
+  removeOnFail: { age: 30 * 24 * 3600 },
+};
+
+export const changeJobId = (seq: number) => `outbox-${seq}`;
+
+interface OutboxRow {
+  seq: number;
+  resource_type: string;
+  id: string;
+  version_id: number;
+  action: Change['action'];
+  owner: string | null;
+  patient_id: string | null;
+  at: number;
+}
+
+/**
+ * Moves committed changes from the outbox into the `changes` queue, oldest first, with job id
+ * `outbox-<seq>`: a row is marked relayed only after the queue accepted it, so a crash in between
+ * re-adds it on the next run, and the re-add is a no-op. While the queue is unreachable the rows wait in
+ * the outbox (writes keep committing) and the relay retries with growing pauses. Changes of a type no
+ * subscription watches are marked relayed and matched without a job: nothing can be notified of them.
+ */
+export class OutboxRelay {
+  private stopped = true;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(private readonly db: Database, private readonly queue: AnyQueue, private readonly intervalMs: number) {}
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    await this.loop;
+  }
+
+  /** Relays one batch; returns how many outbox rows it handled. */
+  async relayOnce(): Promise<number> {
+    const { rows } = await this.db.query<OutboxRow>(
+      `SELECT seq, resource_type, id, version_id, action, owner, patient_id, (extract(epoch FROM created_at) * 1000)::float8 AS at
+       FROM outbox WHERE relayed_at IS NULL ORDER BY seq LIMIT ${BATCH}`);
+    if (!rows.length) return 0;
+    const watched = await watchedTypes(this.db);
+    const wanted = rows.filter((r) => r.resource_type === 'Subscription' || watched.has(r.resource_type));
+    if (wanted.length) {
+      await this.queue.addBulk(wanted.map((r) => ({ name: 'change', data: toChange(r), opts: { ...CHANGE_JOB_OPTIONS, jobId: changeJobId(r.seq) } })));
+    }
+    const skipped = rows.filter((r) => !wanted.includes(r)).map((r) => r.seq);
+    await this.db.query(
+      `UPDATE outbox SET relayed_at = now(), matched_at = CASE WHEN seq = ANY($2::bigint[]) THEN COALESCE(matched_at, now()) ELSE matched_at END
+       WHERE seq = ANY($1::bigint[]) AND relayed_at IS NULL`,
+      [rows.map((r) => r.seq), skipped],
+    );
+    return rows.length;
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (!this.stopped) {
+      let handled = 0;
+      try {
+        handled = await this.relayOnce();
+        if (failures) log.info({ after: failures }, 'outbox relay resumed');
+        failures = 0;
+      } catch (err) {
+        if (failures++ % 20 === 0) log.warn({ err: (err as Error).message }, 'outbox relay waiting for the queue');
+      }
+      if (this.stopped || handled >= BATCH) continue;
+      await this.pause(failures ? Math.min(this.intervalMs * 2 ** failures, MAX_PAUSE_MS) : this.intervalMs);
+    }
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+}
+
+function toChange(r: OutboxRow): Change {
+  return {
+    seq: Number(r.seq), resourceType: r.resource_type, id: r.id, versionId: r.version_id, action: r.action,
+    owner: r.owner, patientId: r.patient_id, committedAt: r.at,
+  };
+}

@@ -1,0 +1,109 @@
+import type { Subscription } from '@medplum/fhirtypes';
+import type { Queryable } from '../store/db.js';
+import { parseSubscription, type SubscriptionSpec } from './spec.js';
+
+export type SubscriptionStatus = 'requested' | 'active' | 'error' | 'off';
+
+/** A subscription that can be notified now: running state joined with its current version. */
+export interface LiveSubscription {
+  id: string;
+  owner: string | null;
+  versionId: number;
+}
+
+export interface StateRow {
+  id: string;
+  owner: string | null;
+  versionId: number;
+  kind: SubscriptionSpec['kind'];
+  status: SubscriptionStatus;
+  resourceTypes: string[];
+  heartbeatSeconds?: number;
+  endAt?: Date;
+  lastError?: string | null;
+}
+
+/** Writes the running state of a Subscription (events keep counting across re-activations). */
+export async function saveState(db: Queryable, s: StateRow): Promise<void> {
+  await db.query(
+    `INSERT INTO subscription_state (id, owner, version_id, kind, status, resource_types, heartbeat_seconds, next_heartbeat_at, end_at, last_error)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $5 = 'active' AND $7::int IS NOT NULL THEN now() + $7::int * interval '1 second' END, $8, $9)
+     ON CONFLICT (id) DO UPDATE SET owner = EXCLUDED.owner, version_id = EXCLUDED.version_id, kind = EXCLUDED.kind,
+       status = EXCLUDED.status, resource_types = EXCLUDED.resource_types, heartbeat_seconds = EXCLUDED.heartbeat_seconds,
+       next_heartbeat_at = EXCLUDED.next_heartbeat_at, end_at = EXCLUDED.end_at, last_error = EXCLUDED.last_error, updated_at = now()`,
+    [s.id, s.owner, s.versionId, s.kind, s.status, s.resourceTypes, s.heartbeatSeconds ?? null, s.endAt ?? null, s.lastError ?? null],
+  );
+}
+
+export async function readState(db: Queryable, id: string): Promise<{ status: SubscriptionStatus; version_id: number; events: number; last_error: string | null } | undefined> {
+  const { rows } = await db.query('SELECT status, version_id, events, last_error FROM subscription_state WHERE id = $1', [id]);
+  return rows[0] as never;
+}
+
+/**
+ * Moves a subscription from one of `from` to `to`; true when it moved (so exactly one caller writes
+ * the status into the Subscription resource).
+ */
+export async function moveStatus(db: Queryable, id: string, from: SubscriptionStatus[], to: SubscriptionStatus, error: string | null): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE subscription_state SET status = $3, last_error = $4, updated_at = now() WHERE id = $1 AND status = ANY($2::text[])`,
+    [id, from, to, error],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+/** Records the version the gateway wrote itself (a status change), so that change is not taken as a new request. */
+export async function followVersion(db: Queryable, id: string, versionId: number): Promise<void> {
+  await db.query('UPDATE subscription_state SET version_id = GREATEST(version_id, $2) WHERE id = $1', [id, versionId]);
+}
+
+/** Active (or failing, still retried) subscriptions that a change of this type can notify; one its client turned off is not. */
+export async function liveSubscriptions(db: Queryable, resourceType: string): Promise<LiveSubscription[]> {
+  const { rows } = await db.query<{ id: string; owner: string | null; version_id: number }>(
+    `SELECT s.id, s.owner, r.version_id FROM subscription_state s
+     JOIN resource r ON r.resource_type = 'Subscription' AND r.id = s.id AND NOT r.deleted
+       AND r.content->>'status' IS DISTINCT FROM 'off'
+     WHERE s.status IN ('active', 'error') AND s.resource_types @> ARRAY[$1]::text[] AND (s.end_at IS NULL OR s.end_at > now())`,
+    [resourceType],
+  );
+  return rows.map((r) => ({ id: r.id, owner: r.owner, versionId: r.version_id }));
+}
+
+/** Types some subscription (requested, active or failing) may be notified about. */
+export async function watchedTypes(db: Queryable): Promise<Set<string>> {
+  const { rows } = await db.query<{ t: string }>(`SELECT DISTINCT unnest(resource_types) AS t FROM subscription_state WHERE status <> 'off'`);
+  return new Set(rows.map((r) => r.t));
+}
+
+/**
+ * Parsed Subscriptions by id and version: a version is read and parsed once per process. A version the
+ * gateway cannot parse any more (it was accepted by an older release) is remembered as undefined.
+ */
+export class SpecCache {
+  private readonly specs = new Map<string, { versionId: number; spec: SubscriptionSpec | undefined }>();
+
+  async get(db: Queryable, wanted: { id: string; versionId: number }[]): Promise<Map<string, SubscriptionSpec>> {
+    const missing = wanted.filter((w) => this.specs.get(w.id)?.versionId !== w.versionId).map((w) => w.id);
+    if (missing.length) {
+      const { rows } = await db.query<{ id: string; version_id: number; json: string }>(
+        `SELECT id, version_id, content::text AS json FROM resource WHERE resource_type = 'Subscription' AND id = ANY($1::text[]) AND NOT deleted`,
+        [missing],
+      );
+      for (const row of rows) this.specs.set(row.id, { versionId: row.version_id, spec: tryParse(row.json, row.id) });
+    }
+    const found = new Map<string, SubscriptionSpec>();
+    for (const w of wanted) {
+      const entry = this.specs.get(w.id);
+      if (entry?.spec) found.set(w.id, entry.spec);
+    }
+    return found;
+  }
+}
+
+function tryParse(json: string, id: string): SubscriptionSpec | undefined {
+  try {
+    return parseSubscription({ ...(JSON.parse(json) as Subscription), id });
+  } catch {
+    return undefined;
+  }
+}
