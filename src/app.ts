@@ -1,11 +1,13 @@
 import compression from 'compression';
 import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
 import { authRoutes } from './auth/routes.js';
+import { exchangeAdminRoutes } from './exchange/admin-routes.js';
 import { fhirRouter } from './fhir/router.js';
 import { FhirError, operationOutcome } from './fhir/outcome.js';
 import { log } from './logger.js';
 import { httpDuration, httpRequests, registry } from './metrics.js';
 import type { Services } from './services.js';
+import { subscriptionOperations } from './subscriptions/operations.js';
 
 export function createApp(services: Services): express.Express {
   const app = express();
@@ -25,6 +27,8 @@ export function createApp(services: Services): express.Express {
   });
 
   app.use(authRoutes(services));
+  app.use(exchangeAdminRoutes(services));
+  app.use('/fhir', subscriptionOperations(services));
   app.use('/fhir', fhirRouter(services));
   app.use((req, _res, next) => next(new FhirError(404, { code: 'not-found', diagnostics: `No route for ${req.method} ${req.path}` })));
   app.use(errorHandler);

@@ -2,6 +2,7 @@ import type { CapabilityStatement, CapabilityStatementRestResource } from '@medp
 import { SUPPORTED_TYPES } from '../store/resource-types.js';
 import { paramsFor } from '../store/search/parameters.js';
 import { knownProfiles } from '../validation/index.js';
+import { describeSubscriptions, SUBSCRIPTION_CAPABILITY } from '../subscriptions/capability.js';
 
 const VERSION = '0.1.0';
 
@@ -27,6 +28,8 @@ export function capabilityStatement(base: string): CapabilityStatement {
     kind: 'instance',
     software: { name: 'renkei', version: VERSION },
     implementation: { description: 'renkei 医療・介護連携 FHIR gateway', url: base },
+    instantiates: [SUBSCRIPTION_CAPABILITY.instantiates],
+    implementationGuide: [SUBSCRIPTION_CAPABILITY.implementationGuide],
     fhirVersion: '4.0.1',
     format: ['application/fhir+json', 'json'],
     patchFormat: [],
@@ -44,7 +47,7 @@ export function capabilityStatement(base: string): CapabilityStatement {
           ],
           description: 'SMART Backend Services (client_credentials with private_key_jwt or client_secret_basic)',
         },
-        resource: SUPPORTED_TYPES.map(resourceCapability),
+        resource: SUPPORTED_TYPES.map(resourceCapability).map(describeSubscriptions),
         interaction: [{ code: 'transaction' }, { code: 'batch' }, { code: 'history-system' }],
         searchParam: [
           { name: '_count', type: 'number' }, { name: '_offset', type: 'number' }, { name: '_sort', type: 'string' },
@@ -87,11 +90,17 @@ function resourceCapability(type: string): CapabilityStatementRestResource {
       ...(type === 'Patient'
         ? [{ name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' },
           { name: 'access', definition: 'http://renkei.jp/fhir/OperationDefinition/Patient-access',
-            documentation: 'Explains whether an organization may see this patient\'s data now, and which Consent provision decided' }]
+            documentation: 'GET ?actor=Organization/{id}[&purpose=][&resource=Type/id]: whether an organization may see this patient\'s data now, and which Consent provision decided' },
+          { name: 'link', definition: 'http://renkei.jp/fhir/OperationDefinition/Patient-link',
+            documentation: 'POST Parameters(other=Reference(Patient)): the custodian links its record to another institution\'s record of the same person after a kana name, birth date and gender check' },
+          { name: 'unlink', definition: 'http://renkei.jp/fhir/OperationDefinition/Patient-unlink',
+            documentation: 'POST Parameters(other=Reference(Patient)): removes such a link' },
+          { name: 'access-log', definition: 'http://renkei.jp/fhir/OperationDefinition/Patient-access-log',
+            documentation: 'GET [?since=][&_format=csv]: the patient\'s access log (AuditEvents about the caller\'s data), as a Bundle or CSV' }]
         : []),
       ...(type === 'AuditEvent'
         ? [{ name: 'verify', definition: 'http://renkei.jp/fhir/OperationDefinition/AuditEvent-verify',
-            documentation: 'Administrator: recomputes the hash chain of the audit trail and reports the first broken link' }]
+            documentation: 'Administrator (GET or POST): seals pending entries, recomputes the hash chain of the audit trail and reports the first broken link' }]
         : []),
     ],
   };
