@@ -1,0 +1,131 @@
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { verifySignature } from '../../src/subscriptions/signature.js';
+import { organizationClient, type FhirClient } from '../support/fhir-client.js';
+import { bodyTemperature, medicationRequest, patient } from '../support/resources.js';
+import { stackName, startTestStack, type TestStack } from '../support/stack.js';
+import { Receiver } from './receiver.js';
+import { adminDeliveries, changesMatched, criteriaSubscription, DELIVERING, eventually, secretOf, subscribe, waitForStatus } from './subscriptions.js';
+
+describe(`R4 criteria-based subscriptions (${stackName})`, () => {
+  let stack: TestStack;
+  let clinic: FhirClient;
+  let receiver: Receiver;
+  let patientId: string;
+
+  beforeAll(async () => {
+    stack = await startTestStack(DELIVERING);
+    clinic = await organizationClient(stack, 'crit-clinic');
+    patientId = (await clinic.post('Patient', patient('CRIT-1'))).body.id;
+  });
+  afterAll(() => stack?.stop());
+  beforeEach(async () => {
+    receiver = await Receiver.start();
+  });
+  afterEach(() => receiver.close());
+
+  const matched = (resourceId: string) => changesMatched(stack, [resourceId]);
+
+  it('activates, then PUTs each matching version to [endpoint]/[type]/[id], signed, keyed and with the channel headers', async () => {
+    const sub = await subscribe(clinic, criteriaSubscription(`${receiver.url}/hook`, `MedicationRequest?patient=Patient/${patientId}`, {
+      headers: ['Authorization: Bearer network-token'],
+    }));
+    const secret = secretOf(sub);
+    expect(secret.length).toBeGreaterThanOrEqual(16);
+    const med = (await clinic.post('MedicationRequest', medicationRequest(patientId, 'CRIT-RX-1'))).body;
+    await receiver.waitUntil(() => receiver.applied.length === 1);
+    const [request] = receiver.applied;
+    expect(request.method).toBe('PUT');
+    expect(request.path).toBe(`/hook/MedicationRequest/${med.id}`);
+    expect(request.headers['content-type']).toContain('application/fhir+json');
+    expect(JSON.parse(request.body)).toMatchObject({ resourceType: 'MedicationRequest', id: med.id, meta: { versionId: '1' } });
+    expect(request.headers.authorization).toBe('Bearer network-token');
+    expect(request.headers['x-renkei-idempotency-key']).toBe(`Subscription/${sub.id}/MedicationRequest/${med.id}/_history/1`);
+    expect(verifySignature(secret, request.body, request.headers['x-renkei-signature'] as string)).toBe(true);
+    expect(verifySignature(secret, request.body.replace('active', 'stopped'), request.headers['x-renkei-signature'] as string)).toBe(false);
+    expect(verifySignature('another-secret-of-enough-length', request.body, request.headers['x-renkei-signature'] as string)).toBe(false);
+  });
+
+  it('sends an empty signed POST to the endpoint when the subscription has no payload', async () => {
+    const sub = await subscribe(clinic, criteriaSubscription(`${receiver.url}/ping`, `Observation?patient=Patient/${patientId}`, {
+      payload: false, secret: 'a-subscriber-chosen-secret',
+    }));
+    await clinic.post('Observation', bodyTemperature(patientId, 37.2, '2026-11-20T08:00:00+09:00'));
+    await receiver.waitUntil(() => receiver.applied.length === 1);
+    const [request] = receiver.applied;
+    expect([request.method, request.path, request.body]).toEqual(['POST', '/ping', '']);
+    expect(secretOf(sub)).toBe('a-subscriber-chosen-secret');
+    expect(verifySignature('a-subscriber-chosen-secret', '', request.headers['x-renkei-signature'] as string)).toBe(true);
+  });
+
+  it('notifies only the changes its criteria match', async () => {
+    const other = (await clinic.post('Patient', patient('CRIT-2'))).body.id;
+    const sub = await subscribe(clinic, criteriaSubscription(receiver.url, `MedicationRequest?patient=Patient/${patientId}&status=active`));
+    const otherPatient = await clinic.post('MedicationRequest', medicationRequest(other, 'CRIT-RX-2'));
+    const stopped = await clinic.post('MedicationRequest', { ...medicationRequest(patientId, 'CRIT-RX-3'), status: 'stopped' });
+    const observation = await clinic.post('Observation', bodyTemperature(patientId, 36.8, '2026-11-21T08:00:00+09:00'));
+    const wanted = (await clinic.post('MedicationRequest', medicationRequest(patientId, 'CRIT-RX-4'))).body;
+    await receiver.waitUntil(() => receiver.applied.length === 1);
+    for (const res of [otherPatient, stopped, observation]) await matched(res.body.id);
+    expect(receiver.requests.map((r) => r.path)).toEqual([`/MedicationRequest/${wanted.id}`]);
+    expect((await adminDeliveries(stack, `subscription=${sub.id}`)).deliveries.map((d) => d.resource)).toEqual([`MedicationRequest/${wanted.id}/_history/1`]);
+  });
+
+  it('tells a subscriber that was notified of a resource about its deletion: DELETE [endpoint]/[type]/[id]', async () => {
+    await subscribe(clinic, criteriaSubscription(receiver.url, `MedicationRequest?patient=Patient/${patientId}&identifier=CRIT-RX-5`));
+    const med = (await clinic.post('MedicationRequest', medicationRequest(patientId, 'CRIT-RX-5'))).body;
+    await receiver.waitUntil(() => receiver.applied.length === 1);
+    expect((await clinic.delete(`MedicationRequest/${med.id}`)).status).toBe(204);
+    await receiver.waitUntil(() => receiver.applied.length === 2);
+    expect(receiver.applied.map((r) => `${r.method} ${r.path}`)).toEqual([`PUT /MedicationRequest/${med.id}`, `DELETE /MedicationRequest/${med.id}`]);
+  });
+
+  it('leaves an AuditEvent of every notification sent, for the subscriber organization', async () => {
+    const sub = await subscribe(clinic, criteriaSubscription(receiver.url, `MedicationRequest?patient=Patient/${patientId}&identifier=CRIT-RX-6`));
+    const med = (await clinic.post('MedicationRequest', medicationRequest(patientId, 'CRIT-RX-6'))).body;
+    await receiver.waitUntil(() => receiver.applied.length === 1);
+    const audit = await eventually(async () => {
+      const res = await clinic.get(`AuditEvent?entity=Subscription/${sub.id}&subtype=notification`);
+      return res.body.total === 1 ? res.body.entry[0].resource : undefined;
+    }, 'the notification AuditEvent');
+    expect(audit.type.code).toBe('110106');
+    expect(audit.entity.map((e: any) => e.what.reference)).toEqual(
+      [`Patient/${patientId}`, `MedicationRequest/${med.id}/_history/1`, `Subscription/${sub.id}`]);
+    expect(audit.agent.find((a: any) => a.requestor).who.reference).toBe('Organization/crit-clinic');
+  });
+
+  it('keeps the secret when the subscription is updated without it, and sends nothing once it is off', async () => {
+    const sub = await subscribe(clinic, criteriaSubscription(receiver.url, `MedicationRequest?patient=Patient/${patientId}&identifier=CRIT-RX-7`));
+    const { extension: _ext, meta: _meta, ...rest } = sub;
+    const off = await clinic.put(`Subscription/${sub.id}`, { ...rest, status: 'off' });
+    expect(off.status).toBe(200);
+    expect(secretOf(off.body)).toBe(secretOf(sub));
+    const med = await clinic.post('MedicationRequest', medicationRequest(patientId, 'CRIT-RX-7'));
+    await matched(med.body.id);
+    expect(receiver.requests).toEqual([]);
+    expect((await adminDeliveries(stack, `subscription=${sub.id}`)).total).toBe(0);
+  });
+
+  it('refuses what it cannot serve with 422, naming the element', async () => {
+    const base = criteriaSubscription(receiver.url, `MedicationRequest?patient=Patient/${patientId}`);
+    const cases: [string, unknown][] = [
+      ['Subscription.channel.type', { ...base, channel: { ...base.channel, type: 'websocket' } }],
+      ['Subscription.criteria', { ...base, criteria: 'MedicationRequest?no-such-parameter=1' }],
+      ['Subscription.criteria', { ...base, criteria: 'NotAType?x=1' }],
+      ['Subscription.channel.payload', { ...base, channel: { ...base.channel, payload: 'application/fhir+xml' } }],
+      ['Subscription.channel.header[0]', { ...base, channel: { ...base.channel, header: ['X-Renkei-Signature: forged'] } }],
+      ['Subscription.channel.endpoint', { ...base, channel: { ...base.channel, endpoint: 'ftp://network.example.jp/x' } }],
+      ['Subscription.extension', criteriaSubscription(receiver.url, 'Patient', { secret: 'short' })],
+    ];
+    for (const [expression, body] of cases) {
+      const res = await clinic.post('Subscription', body);
+      expect(res.status, expression).toBe(422);
+      expect(res.body.issue.flatMap((i: any) => i.expression ?? []), expression).toContain(expression);
+    }
+  });
+
+  it('puts a subscription whose endpoint does not resolve in error, with the reason', async () => {
+    const created = await clinic.post('Subscription', criteriaSubscription('http://webhook.does-not-exist.invalid/hook', 'Patient'));
+    const failed = await waitForStatus(clinic, created.body.id, 'error');
+    expect(failed.error).toContain('Endpoint refused');
+  });
+});
