@@ -1,0 +1,84 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deliveryJobId } from '../../src/exchange/deliveries.js';
+import { Reconciler } from '../../src/exchange/reconciler.js';
+import { changeJobId, OutboxRelay } from '../../src/exchange/relay.js';
+import { organizationClient, type FhirClient } from '../support/fhir-client.js';
+import { bodyTemperature, medicationRequest, patient } from '../support/resources.js';
+import { stackName, startTestStack, type TestStack } from '../support/stack.js';
+import { Receiver } from '../subscriptions/receiver.js';
+import { adminDeliveries, criteriaSubscription, DELIVERING, eventually, subscribe } from '../subscriptions/subscriptions.js';
+
+describe(`outbox relay (${stackName})`, () => {
+  let stack: TestStack;
+  let clinic: FhirClient;
+
+  beforeAll(async () => {
+    // No relay or workers of its own: the test runs the relay by hand.
+    stack = await startTestStack({ RENKEI_RELAY: 'off', RENKEI_WORKERS: 'off' });
+    clinic = await organizationClient(stack, 'relay-clinic');
+  });
+  afterAll(() => stack?.stop());
+
+  it('moves each committed change into the queue once: job id outbox-<seq>, a re-run adds nothing', async () => {
+    const { db } = stack.gateway.services;
+    const { changes } = stack.gateway.services.exchange;
+    const sub = await clinic.post('Subscription', criteriaSubscription('https://network.example.jp/hook', 'Observation'));
+    await db.query(`INSERT INTO subscription_state (id, owner, version_id, kind, status, resource_types) VALUES ($1, 'relay-clinic', 1, 'criteria', 'active', '{Observation}')`, [sub.body.id]);
+    const patientId = (await clinic.post('Patient', patient('RELAY-1'))).body.id;
+    const observation = (await clinic.post('Observation', bodyTemperature(patientId, 36.9, '2026-11-20T08:00:00+09:00'))).body;
+    const relay = new OutboxRelay(db, changes, 50);
+    const before = await changes.getJobCounts();
+    expect(await relay.relayOnce()).toBeGreaterThanOrEqual(3);
+    const { rows } = await db.query<{ seq: number; resource_type: string; matched: boolean }>(
+      'SELECT seq, resource_type, matched_at IS NOT NULL AS matched FROM outbox WHERE id = ANY($1::text[]) ORDER BY seq', [[sub.body.id, patientId, observation.id]]);
+    const queued = rows.filter((r) => r.resource_type !== 'Patient');
+    for (const r of queued) expect((await changes.getJob(changeJobId(Number(r.seq))))?.data).toMatchObject({ seq: Number(r.seq) });
+    // Nothing watches Patient: relayed and matched without a job.
+    const patientRow = rows.find((r) => r.resource_type === 'Patient')!;
+    expect(patientRow.matched).toBe(true);
+    expect(await changes.getJob(changeJobId(Number(patientRow.seq)))).toBeUndefined();
+    const added = await changes.getJobCounts();
+    expect(added.waiting - before.waiting).toBe(queued.length);
+
+    // A crash after the add but before the mark: the rows are read again and re-added, which adds nothing.
+    await db.query('UPDATE outbox SET relayed_at = NULL WHERE seq = ANY($1::bigint[])', [queued.map((r) => r.seq)]);
+    expect(await relay.relayOnce()).toBe(queued.length);
+    expect((await changes.getJobCounts()).waiting).toBe(added.waiting);
+    expect(await relay.relayOnce()).toBe(0);
+  });
+});
+
+describe(`reconciliation of the store with the queue (${stackName})`, () => {
+  let stack: TestStack;
+  let receiver: Receiver;
+
+  beforeAll(async () => {
+    // A failed attempt waits a minute before its retry: long enough to lose its job meanwhile.
+    stack = await startTestStack({ ...DELIVERING, RENKEI_DELIVERY_BACKOFF_MS: '60000', RENKEI_DELIVERY_BACKOFF_MAX_MS: '60000' });
+    receiver = await Receiver.start();
+  });
+  afterAll(async () => {
+    await receiver?.close();
+    await stack?.stop();
+  });
+
+  it('re-enqueues a pending delivery whose job the queue lost, and it is delivered', async () => {
+    const clinic = await organizationClient(stack, 'rec-clinic');
+    const patientId = (await clinic.post('Patient', patient('REC-1'))).body.id;
+    receiver.answerWith(() => 503);
+    const sub = await subscribe(clinic, criteriaSubscription(receiver.url, `MedicationRequest?patient=Patient/${patientId}`));
+    await clinic.post('MedicationRequest', medicationRequest(patientId, 'REC-RX-1'));
+    const pending = await eventually(async () => (await adminDeliveries(stack, `subscription=${sub.id}`)).deliveries.find((d) => d.attempts > 0), 'a failed attempt');
+    const { db, exchange } = stack.gateway.services;
+    const { rows } = await db.query<{ generation: number }>('SELECT generation FROM delivery WHERE id = $1', [pending.id]);
+    const job = await exchange.deliveries.getJob(deliveryJobId({ id: pending.id, generation: rows[0].generation }));
+    await eventually(async () => (await job!.getState()) === 'delayed', 'the retry to be scheduled');
+    await job!.remove(); // as if Redis had lost it
+    await db.query(`UPDATE delivery SET updated_at = now() - interval '1 minute' WHERE id = $1`, [pending.id]);
+    receiver.answerWith(() => 200);
+    const reconciler = new Reconciler(db, exchange.changes, exchange.deliveries, (refs) => exchange.enqueueDeliveries(refs), 1000);
+    expect(await reconciler.run()).toEqual({ changes: 0, deliveries: 1 });
+    await eventually(async () => (await adminDeliveries(stack, `subscription=${sub.id}&status=delivered`)).total === 1, 'the delivery');
+    expect(receiver.applied).toHaveLength(1);
+  });
+});
