@@ -84,6 +84,9 @@ const valueParts = (value: string | string[]): string[] => (Array.isArray(value)
 /** Identifier values made of several source values (保険者番号:被保険者番号) are joined with ':'. */
 export const IDENTIFIER_JOIN = ':';
 
+/** A rule writing a whole top-level element (`address`, `address[+]`, `name[0]`): an HL7 `""` there deletes it. */
+const WHOLE_ELEMENT = /^[A-Za-z][A-Za-z0-9]*(\[(\+|=|0)\])?$/;
+
 const fromList = (rule: Rule): string[] => (rule.from === undefined ? [] : Array.isArray(rule.from) ? rule.from : [rule.from]);
 
 export class MappingEngine {
@@ -255,14 +258,19 @@ class MappingRun {
     const from = fromList(rule);
     const transform = TRANSFORMS[rule.transform ?? 'text'];
     const args = (rule.args ? interpolateDeep(rule.args, this.input.vars) : {}) as Record<string, unknown>;
+    const deleted = () => {
+      if (from.length === 1 && source.values(from[0])[0]?.isNull && mapped.merge && WHOLE_ELEMENT.test(rule.to)) {
+        mapped.deletions.push(topElement(rule.to));
+      }
+    };
     if (rule.each) {
-      return source.values(from[0]).filter((v) => !v.isNull)
-        .map((v) => transform.apply([v], args, this.context)).filter((v) => v !== undefined);
+      const values = source.values(from[0]).filter((v) => !v.isNull);
+      if (!values.length) deleted();
+      return values.map((v) => transform.apply([v], args, this.context)).filter((v) => v !== undefined);
     }
     const inputs: SourceValue[] = from.map((p) => source.values(p).find((v) => !v.isNull) ?? EMPTY_CELL);
     if (inputs.every((v) => v.isEmpty)) {
-      const deleted = from.length === 1 && source.values(from[0])[0]?.isNull;
-      if (deleted && mapped.merge && rule.to === topElement(rule.to)) mapped.deletions.push(rule.to);
+      deleted();
       return [];
     }
     const value = transform.apply(inputs, args, this.context);

@@ -82,6 +82,7 @@ export interface Ack {
   code: AckCode;
   text: string;
   bytes: Buffer;
+  charset: Charset;
 }
 
 export function buildAck(header: AckHeader, code: AckCode, message: string, problems: Hl7Problem[] = [], now = new Date()): Ack {
@@ -102,5 +103,5 @@ export function buildAck(header: AckHeader, code: AckCode, message: string, prob
     return ['ERR', '', where, `${p.code}^${e(errorCodeText(p.code))}^HL70357`, 'E', '', '', '', e(p.reason)].join('|');
   });
   const text = [msh, msa, ...errs].join('\r') + '\r';
-  return { code, text, bytes: encodeText(text, header.charset) };
+  return { code, text, bytes: encodeText(text, header.charset), charset: header.charset };
 }

@@ -155,7 +155,7 @@ function asciiFault(bytes: Uint8Array): ByteFault | undefined {
   return undefined;
 }
 
-function shiftJisFault(bytes: Uint8Array): ByteFault | undefined {
+export function shiftJisFault(bytes: Uint8Array): ByteFault | undefined {
   for (let i = 0; i < bytes.length; i++) {
     const b = bytes[i];
     if (b === 0x1b) return { offset: i, reason: 'an ISO-2022-JP escape sequence in a Shift_JIS message' };
@@ -171,7 +171,7 @@ function shiftJisFault(bytes: Uint8Array): ByteFault | undefined {
   return undefined;
 }
 
-function utf8Fault(bytes: Uint8Array): ByteFault | undefined {
+export function utf8Fault(bytes: Uint8Array): ByteFault | undefined {
   for (let i = 0; i < bytes.length; i++) {
     const b = bytes[i];
     if (b === 0x1b) return { offset: i, reason: 'an ISO-2022-JP escape sequence in a UTF-8 message' };

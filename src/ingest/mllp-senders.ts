@@ -1,0 +1,94 @@
+import express from 'express';
+import { requireAdmin } from '../auth/middleware.js';
+import { badRequest, conflict, FhirError, notFound } from '../fhir/outcome.js';
+import type { Services } from '../services.js';
+import type { Queryable } from '../store/db.js';
+
+/**
+ * Which registered client an MLLP connection acts for. MLLP has no tokens: the administrator maps a
+ * sending facility (MSH-4) and optionally a sending application (MSH-3) to a client, and may pin the
+ * mapping to a remote address. A message from a facility/application with no mapping is refused (AR).
+ */
+
+export interface MllpSender {
+  sendingFacility: string;
+  /** '' = any application of the facility. */
+  sendingApplication: string;
+  clientId: string;
+  organizationId: string;
+  remoteAddress: string | null;
+  created: Date;
+}
+
+interface Row {
+  sending_facility: string;
+  sending_application: string;
+  client_id: string;
+  organization_id: string;
+  remote_address: string | null;
+  created: Date;
+}
+
+const toSender = (r: Row): MllpSender => ({
+  sendingFacility: r.sending_facility, sendingApplication: r.sending_application, clientId: r.client_id,
+  organizationId: r.organization_id, remoteAddress: r.remote_address, created: r.created,
+});
+
+/** The mapping for MSH-4 / MSH-3: the application's own first, else the facility's catch-all. */
+export async function findMllpSender(db: Queryable, facility: string, application: string): Promise<MllpSender | undefined> {
+  const { rows } = await db.query<Row>(
+    `SELECT * FROM mllp_sender WHERE sending_facility = $1 AND sending_application IN ($2, '')
+     ORDER BY sending_application DESC LIMIT 1`,
+    [facility, application],
+  );
+  return rows[0] && toSender(rows[0]);
+}
+
+const describe = (s: MllpSender) => ({
+  sending_facility: s.sendingFacility, sending_application: s.sendingApplication, client_id: s.clientId,
+  organization: `Organization/${s.organizationId}`, ...(s.remoteAddress ? { remote_address: s.remoteAddress } : {}), created: s.created,
+});
+
+const TEXT = /^[\x20-\x7e]{1,180}$/;
+
+/** `/admin/mllp-senders`: POST {sending_facility, sending_application?, client_id, remote_address?}, GET, DELETE. */
+export function mllpSenderRoutes(services: Services): express.Router {
+  const router = express.Router();
+  router.use('/admin/mllp-senders', requireAdmin(services), express.json({ limit: '16kb' }));
+
+  router.post('/admin/mllp-senders', async (req, res) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const facility = body.sending_facility;
+    const application = body.sending_application ?? '';
+    const clientId = body.client_id;
+    const remote = body.remote_address;
+    if (typeof facility !== 'string' || !TEXT.test(facility)) throw badRequest('sending_facility (MSH-4.1, printable ASCII) is required', ['sending_facility']);
+    if (typeof application !== 'string' || (application && !TEXT.test(application))) throw badRequest('sending_application (MSH-3.1) must be printable ASCII', ['sending_application']);
+    if (typeof clientId !== 'string') throw badRequest('client_id is required', ['client_id']);
+    if (remote !== undefined && (typeof remote !== 'string' || !/^[0-9a-fA-F:.]{2,45}$/.test(remote))) throw badRequest('remote_address must be an IP address', ['remote_address']);
+    const client = await services.auth.clients.find(clientId);
+    if (!client || client.disabled) throw new FhirError(422, { code: 'not-found', diagnostics: `Client ${clientId} is not registered or is disabled`, expression: ['client_id'] });
+    const { rows } = await services.db.query<Row>(
+      `INSERT INTO mllp_sender (sending_facility, sending_application, client_id, organization_id, remote_address)
+       VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING *`,
+      [facility, application, client.id, client.organizationId, remote ?? null],
+    );
+    if (!rows[0]) throw conflict(`${facility}/${application || '*'} is already mapped; delete it first`);
+    res.status(201).json(describe(toSender(rows[0])));
+  });
+
+  router.get('/admin/mllp-senders', async (_req, res) => {
+    const { rows } = await services.db.query<Row>('SELECT * FROM mllp_sender ORDER BY sending_facility, sending_application');
+    res.json(rows.map((r) => describe(toSender(r))));
+  });
+
+  router.delete('/admin/mllp-senders/:facility', async (req, res) => {
+    const application = typeof req.query.sending_application === 'string' ? req.query.sending_application : '';
+    const { rowCount } = await services.db.query('DELETE FROM mllp_sender WHERE sending_facility = $1 AND sending_application = $2', [
+      String(req.params.facility), application,
+    ]);
+    if (!rowCount) throw notFound(`${req.params.facility}/${application || '*'} is not mapped`);
+    res.status(204).end();
+  });
+  return router;
+}
