@@ -15,17 +15,21 @@ export interface AuditActor {
 }
 
 export type Interaction =
-  | 'create' | 'update' | 'delete' | 'read' | 'vread' | 'search' | 'history' | 'transaction' | 'batch' | 'operation';
+  | 'create' | 'update' | 'delete' | 'read' | 'vread' | 'search' | 'history' | 'transaction' | 'batch' | 'operation' | 'disclose';
 
 const ACTION: Record<Interaction, AuditEvent['action']> = {
   create: 'C', update: 'U', delete: 'D', read: 'R', vread: 'R', search: 'E', history: 'R',
-  transaction: 'E', batch: 'E', operation: 'E',
+  transaction: 'E', batch: 'E', operation: 'E', disclose: 'R',
 };
 
 const RESTFUL_INTERACTION: Record<Interaction, string> = {
   create: 'create', update: 'update', delete: 'delete', read: 'read', vread: 'vread', search: 'search-type',
-  history: 'history-instance', transaction: 'transaction', batch: 'batch', operation: 'operation',
+  history: 'history-instance', transaction: 'transaction', batch: 'batch', operation: 'operation', disclose: 'disclose',
 };
+
+const RESTFUL_SYSTEM = 'http://hl7.org/fhir/restful-interaction';
+/** A disclosure to another Organization is an ISO 21089 lifecycle event, not a REST interaction. */
+const LIFECYCLE_SYSTEM = 'http://terminology.hl7.org/CodeSystem/iso-21089-lifecycle';
 
 export interface AuditFacts {
   interaction: Interaction;
@@ -38,7 +42,9 @@ export interface AuditFacts {
   patientId?: string | null;
   owner?: string | null;
   /** What permitted a disclosure to another organization: `Consent/<id>` or `OrganizationAffiliation/<id>`. */
-  basis?: string;
+  basis?: string | string[];
+  /** The operation invoked (`$link`, `$everything`, …) for interaction `operation`. */
+  operation?: string;
   /** The query string of a search, kept as BALP does (base64). */
   query?: string;
   recorded?: Date;
@@ -53,7 +59,12 @@ export function auditRow(facts: AuditFacts): AuditRow {
     resourceType: 'AuditEvent',
     id,
     type: { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest', display: 'RESTful Operation' },
-    subtype: [{ system: 'http://hl7.org/fhir/restful-interaction', code: RESTFUL_INTERACTION[facts.interaction] }],
+    subtype: [
+      facts.interaction === 'disclose'
+        ? { system: LIFECYCLE_SYSTEM, code: 'disclose', display: 'Disclose / 他機関への開示' }
+        : { system: RESTFUL_SYSTEM, code: RESTFUL_INTERACTION[facts.interaction] },
+      ...(facts.operation ? [{ system: `${RENKEI_SYSTEM}/CodeSystem/operation`, code: facts.operation }] : []),
+    ],
     action: ACTION[facts.interaction],
     recorded: recorded.toISOString(),
     outcome,
@@ -80,7 +91,7 @@ export function auditRow(facts: AuditFacts): AuditRow {
     agentClient: facts.actor.clientId ?? null,
     owner: facts.owner ?? null,
     patientId: facts.patientId ?? null,
-    entity: [...(facts.entities ?? []), ...(facts.basis ? [facts.basis] : [])],
+    entity: [...(facts.entities ?? []), ...bases(facts)],
     purpose: facts.actor.purposeOfUse ?? null,
     json: JSON.stringify(event),
   };
@@ -118,11 +129,13 @@ function entities(facts: AuditFacts): AuditEvent['entity'] {
   if (facts.query !== undefined) {
     list.push({ role: objectRole('24', 'Query'), query: Buffer.from(facts.query).toString('base64') });
   }
-  if (facts.basis) {
-    list.push({ what: { reference: facts.basis }, role: objectRole('13', 'Security Resource'), description: 'decision basis / 開示の根拠' });
+  for (const basis of bases(facts)) {
+    list.push({ what: { reference: basis }, role: objectRole('13', 'Security Resource'), description: 'decision basis / 開示の根拠' });
   }
   return list;
 }
+
+const bases = (facts: AuditFacts): string[] => (facts.basis === undefined ? [] : Array.isArray(facts.basis) ? facts.basis : [facts.basis]);
 
 function objectRole(code: string, display: string) {
   return { system: 'http://terminology.hl7.org/CodeSystem/object-role', code, display };

@@ -22,8 +22,6 @@ export interface AuditSearch {
   offset: number;
 }
 
-const RESTFUL = 'http://hl7.org/fhir/restful-interaction';
-
 /** Search parameters of AuditEvent served from the table's columns. */
 export function parseAuditSearch(query: QueryParams, params: SqlParams): AuditSearch {
   const search: AuditSearch = { where: [], count: DEFAULT_COUNT, offset: 0 };
@@ -50,7 +48,7 @@ export function parseAuditSearch(query: QueryParams, params: SqlParams): AuditSe
         search.where.push(`(a.agent_org = ${params.add(value.replace(/^Organization\//, ''))} OR a.agent_client = ${params.add(value)})`);
         break;
       case 'subtype':
-        search.where.push(`a.action = ${params.add(value.replace(`${RESTFUL}|`, ''))}`);
+        search.where.push(`a.action = ${params.add(value.replace(/^.*\|/, ''))}`);
         break;
       case 'outcome':
         search.where.push(`a.outcome = ${params.add(value)}`);

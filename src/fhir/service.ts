@@ -8,7 +8,7 @@ import type { Repository } from '../store/repository.js';
 import { executeSearch } from '../store/search/execute.js';
 import { parseSearch, type QueryParams, type SearchRequest } from '../store/search/request.js';
 import type { StoredResource } from '../store/stored.js';
-import type { PreparedWrite } from '../store/write-batch.js';
+import type { AuditRow, PreparedWrite } from '../store/write-batch.js';
 import type { Caller } from './caller.js';
 import { badRequest, FhirError, forbidden, gone, notFound, preconditionFailed } from './outcome.js';
 import { prepareDeletion, prepareVersion } from './prepare.js';
@@ -46,17 +46,17 @@ export class FhirService {
   async read(caller: Caller, type: string, id: string, q: Queryable = this.db): Promise<FhirResult> {
     assertId(id);
     const stored = await this.repo.read(type, id, caller, q);
-    await Promise.all([this.recordAccess(caller, 'read', `${type}/${id}`, stored, q), this.noticeBreakGlass(caller, stored ? [stored] : [])]);
+    await Promise.all([this.recordAccess(caller, 'read', `${type}/${id}`, stored, q), this.noticeBreakGlass(caller, stored ? [stored] : [], q)]);
     if (!stored) throw notFound(`${type}/${id} is not known / 見つかりません`);
     if (stored.deleted) throw gone(`${type}/${id} was deleted / 削除されています`);
     return storedResult(200, stored);
   }
 
-  async vread(caller: Caller, type: string, id: string, version: string): Promise<FhirResult> {
+  async vread(caller: Caller, type: string, id: string, version: string, q: Queryable = this.db): Promise<FhirResult> {
     assertId(id);
     if (!/^\d{1,9}$/.test(version)) throw notFound(`Version ${version} of ${type}/${id} is not known`);
-    const stored = await this.repo.readVersion(type, id, Number(version), caller);
-    await this.recordAccess(caller, 'vread', `${type}/${id}/_history/${version}`, stored);
+    const stored = await this.repo.readVersion(type, id, Number(version), caller, q);
+    await this.recordAccess(caller, 'vread', `${type}/${id}/_history/${version}`, stored, q);
     if (!stored) throw notFound(`Version ${version} of ${type}/${id} is not known / 見つかりません`);
     if (stored.deleted) throw gone(`Version ${version} of ${type}/${id} is a deletion`);
     return storedResult(200, stored);
@@ -67,15 +67,15 @@ export class FhirService {
     const result = await executeSearch(q, request, caller);
     const shown = [...result.matches, ...result.included];
     await Promise.all([
-      this.audit.record(auditRow({
+      this.record([auditRow({
         interaction: 'search',
         actor: caller,
         query: new URLSearchParams(params).toString(),
         entities: result.matches.map((m) => `${m.resourceType}/${m.id}`).slice(0, 100),
         patientId: singlePatient(result.matches),
-      })),
+      })], q),
       this.recordDisclosures(caller, shown, q),
-      this.noticeBreakGlass(caller, shown),
+      this.noticeBreakGlass(caller, shown, q),
     ]);
     return { request, result };
   }
@@ -85,12 +85,12 @@ export class FhirService {
     const page = await this.repo.history(query, caller);
     const shown = page.rows.filter((r) => !r.deleted);
     await Promise.all([
-      this.audit.record(auditRow({
+      this.record([auditRow({
         interaction: 'history',
         actor: caller,
         entities: [query.resourceType && query.id ? `${query.resourceType}/${query.id}` : query.resourceType ?? '*'],
         patientId: singlePatient(page.rows),
-      })),
+      })]),
       this.recordDisclosures(caller, shown),
       this.noticeBreakGlass(caller, shown),
     ]);
@@ -102,10 +102,10 @@ export class FhirService {
     await this.read(caller, 'Patient', patientId);
     const page = await this.repo.compartment(patientId, caller, count, offset);
     await Promise.all([
-      this.audit.record(auditRow({
+      this.record([auditRow({
         interaction: 'operation', operation: '$everything', actor: caller, patientId,
         entities: page.rows.map((r) => `${r.resourceType}/${r.id}`).slice(0, 100),
-      })),
+      })]),
       this.recordDisclosures(caller, page.rows),
       this.noticeBreakGlass(caller, page.rows),
     ]);
@@ -113,10 +113,10 @@ export class FhirService {
   }
 
   /** Emergency access is always reported to the owners of what was disclosed. */
-  private async noticeBreakGlass(caller: Caller, disclosed: StoredResource[]): Promise<void> {
+  private async noticeBreakGlass(caller: Caller, disclosed: StoredResource[], q: Queryable = this.db): Promise<void> {
     const notices = breakGlassNotices(caller, disclosed);
     if (!notices.length) return;
-    await this.repo.commit(notices);
+    await this.repo.commit(notices, q);
     log.info({ organization: caller.organizationId, notices: notices.length }, 'break-glass access reported to the data owners');
   }
 
@@ -128,7 +128,16 @@ export class FhirService {
     const rows = disclosureRows(caller, foreign.map((r) => ({
       resourceType: r.resourceType, id: r.id, owner: r.owner!, patientId: r.patientId!, basis: bases.get(`${r.resourceType}/${r.id}`),
     })));
-    await Promise.all(rows.map((row) => this.audit.record(row)));
+    await this.record(rows, q);
+  }
+
+  /**
+   * AuditEvents of reads: group-committed on their own; inside a transaction (Bundle), written with it,
+   * as the transaction holds the store until it ends.
+   */
+  private async record(rows: AuditRow[], q: Queryable = this.db): Promise<void> {
+    if (q === this.db) await Promise.all(rows.map((row) => this.audit.record(row)));
+    else await this.repo.appendAudit(rows, q);
   }
 
   /** Searches a conditional interaction's criteria among what the caller may see. */
@@ -248,7 +257,7 @@ export class FhirService {
 
   private async recordAccess(caller: Caller, interaction: 'read' | 'vread', reference: string, stored?: StoredResource, q: Queryable = this.db) {
     const basis = stored ? (await disclosureBases(q, caller, [stored])).get(`${stored.resourceType}/${stored.id}`) : undefined;
-    await this.audit.record(
+    await this.record([
       auditRow({
         interaction,
         actor: caller,
@@ -258,9 +267,8 @@ export class FhirService {
         owner: stored?.owner,
         basis,
       }),
-    );
+    ], q);
   }
-
 }
 
 function singlePatient(rows: StoredResource[]): string | null {

@@ -1,4 +1,5 @@
 import type { Database, Queryable } from './db.js';
+import { linkedPatientsSql } from '../consent/patient-links.js';
 import { visibilitySql, type Viewer } from './access.js';
 import { SqlParams } from './sql.js';
 import { STORED_COLUMNS, toStored, type StoredResource, type StoredRow } from './stored.js';
@@ -39,13 +40,13 @@ export class Repository {
     });
   }
 
-  async readVersion(type: string, id: string, versionId: number, viewer: Viewer): Promise<StoredResource | undefined> {
+  async readVersion(type: string, id: string, versionId: number, viewer: Viewer, q: Queryable = this.db): Promise<StoredResource | undefined> {
     return timed('vread', async () => {
       const params = new SqlParams();
       const sql = `SELECT ${STORED_COLUMNS}, method FROM resource_version r
         WHERE r.resource_type = ${params.add(type)} AND r.id = ${params.add(id)} AND r.version_id = ${params.add(versionId)}
           AND ${visibilitySql(viewer, 'r', params)}`;
-      const { rows } = await this.db.query<StoredRow>(sql, params.values);
+      const { rows } = await q.query<StoredRow>(sql, params.values);
       return rows[0] && toStored(rows[0]);
     });
   }
@@ -80,11 +81,11 @@ export class Repository {
     });
   }
 
-  /** Everything in a patient's compartment (and the Patient itself) the viewer may see, by type. */
+  /** Everything in the compartments of a patient and its linked records (and those Patients) the viewer may see, by type. */
   async compartment(patientId: string, viewer: Viewer, count: number, offset: number): Promise<{ rows: StoredResource[]; total: number }> {
     return timed('compartment', async () => {
       const params = new SqlParams();
-      const where = `(r.patient_id = ${params.add(patientId)} OR (r.resource_type = 'Patient' AND r.id = ${params.add(patientId)}))
+      const where = `r.patient_id IN (${linkedPatientsSql(params.add(patientId))})
         AND NOT r.deleted AND ${visibilitySql(viewer, 'r', params)}`;
       const countValues = params.values.slice();
       const [page, total] = await Promise.all([

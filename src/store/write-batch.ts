@@ -180,13 +180,8 @@ function addConsentGrants(s: Statement, consents: PreparedWrite[]): void {
   s.cte('del_grants', `DELETE FROM consent_grant g USING json_to_recordset(${ids}) AS x(id text) WHERE g.consent_id = x.id`);
   const grants = consents.flatMap((w) => w.grants ?? []);
   if (!grants.length) return;
-  s.cte(
-    'ins_grants',
-    `INSERT INTO consent_grant (consent_id, owner, patient_id, grantee, resource_type, purpose, permit, depth, period_start, period_end, provision)
-     SELECT "consentId", owner, "patientId", grantee, "resourceType", purpose, permit, depth, "periodStart", "periodEnd", provision
-     FROM json_to_recordset(${s.rows(JSON.stringify(grants))}) AS x("consentId" text, owner text, "patientId" text, grantee text,
-       "resourceType" text, purpose text, permit boolean, depth int, "periodStart" timestamptz, "periodEnd" timestamptz, provision text)`,
-  );
+  // Rows carry the table's column names, so the grant model can grow without touching this statement.
+  s.cte('ins_grants', `INSERT INTO consent_grant SELECT * FROM json_populate_recordset(NULL::consent_grant, ${s.rows(JSON.stringify(grants))})`);
 }
 
 function addAuditRows(s: Statement, rows: AuditRow[]): void {

@@ -1,4 +1,5 @@
 import { badRequest } from '../../fhir/outcome.js';
+import { linkedPatientsSql } from '../../consent/patient-links.js';
 import { visibilitySql, type Viewer } from '../access.js';
 import type { SqlParams } from '../sql.js';
 import { parseDateRange } from './dates.js';
@@ -159,12 +160,6 @@ function referenceSql(value: string, modifier: string | undefined, params: SqlPa
   }
   const typeCondition = types.length ? ` AND i.target_type = ANY(${params.add(types)}::text[])` : '';
   return `(i.target_id = ${params.add(value)}${typeCondition})`;
-}
-
-/** The patient and the records its custodian linked to it (Patient.link), for `patient=` searches. */
-function linkedPatientsSql(id: string): string {
-  return `SELECT ${id}::text UNION ALL SELECT l.target_id FROM sp_reference l
-    WHERE l.resource_type = 'Patient' AND l.id = ${id} AND l.param = 'link' AND l.target_type = 'Patient'`;
 }
 
 function uriSql(value: string, modifier: string | undefined, params: SqlParams): string {
