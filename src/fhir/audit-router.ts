@@ -37,12 +37,14 @@ export function auditEventRouter(services: Services): express.Router {
     sendJson(res, 200, entries.length ? `${head.slice(0, -1)},"entry":[${entries.join(',')}]}` : head);
   }));
 
-  router.get('/\$verify', wrap(async (_req, res) => {
+  const verify = wrap(async (_req, res) => {
     if (!authOf(res).admin) throw forbidden('Only the administrator verifies the audit chain / 管理者のみ');
     await sealAuditChain(services.db);
     const report = await verifyAuditChain(services.db);
     sendJson(res, 200, JSON.stringify(chainParameters(report)));
-  }));
+  });
+  router.get('/\$verify', verify);
+  router.post('/\$verify', verify);
 
   router.get('/:id', wrap(async (req, res) => {
     checkScope(authOf(res), 'AuditEvent', 'read');

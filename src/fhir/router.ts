@@ -4,20 +4,18 @@ import { authOf, checkScope, type AuthContext, type Interaction } from '../auth/
 import type { Services } from '../services.js';
 import { isSupportedType } from '../store/resource-types.js';
 import type { QueryParams } from '../store/search/request.js';
-import { everythingJson, historyJson, searchsetJson } from './bundles.js';
-import { auditRow } from '../audit/events.js';
+import { historyJson, searchsetJson } from './bundles.js';
 import type { Caller } from './caller.js';
 import { capabilityStatement } from './capability.js';
 import { fhirBase, FHIR_JSON, preferLenient, sendJson, sendResult } from './http.js';
-import { FhirError, notSupported, operationOutcome } from './outcome.js';
+import { FhirError, notSupported } from './outcome.js';
 import { versionFromEtag } from './results.js';
 import { FhirService } from './service.js';
 import { processBundle } from './transaction.js';
-import { validationIssues } from './validate.js';
 import { historyQuery } from './history.js';
 import { auditEventRouter } from './audit-router.js';
-import { explainAccess } from '../consent/explain.js';
-import { changeLink } from '../consent/linking.js';
+import { patientOperations } from './operations/patient.js';
+import { validateOperation } from './operations/validate.js';
 
 type Handler = (req: Request, res: Response) => Promise<void>;
 
@@ -25,6 +23,7 @@ export function fhirRouter(services: Services): express.Router {
   const router = express.Router();
   const fhir = new FhirService(services.db, services.repo, services.audit);
   const wrap = (fn: Handler) => (req: Request, res: Response, next: NextFunction) => fn(req, res).catch(next);
+  const patientOps = patientOperations(fhir, services);
 
   router.use(negotiateFormat);
   router.use(
@@ -104,14 +103,14 @@ export function fhirRouter(services: Services): express.Router {
   }));
   router.post('/:type/:id/:operation', wrap(async (req, res) => operation(req, res)));
   router.get('/:type/:id/:operation', wrap(async (req, res) => {
-    if (req.params.type === 'Patient' && req.params.operation === '$access') return access(req, res);
-    if (req.params.type === 'Patient' && req.params.operation === '$everything') return everything(req, res);
-    throw notSupported(`Operation ${req.params.operation} is not supported on GET`, 404);
+    const handler = req.params.type === 'Patient' ? patientOps.get[String(req.params.operation)] : undefined;
+    if (!handler) throw notSupported(`Operation ${req.params.operation} is not supported on GET`, 404);
+    await handler({ req, res, caller: caller(res) });
   }));
 
   async function sendHistory(req: Request, res: Response, target: { resourceType?: string; id?: string }) {
     const query = historyQuery(target, queryPairs(req));
-    const { rows, total } = await services.repo.history(query, caller(res));
+    const { rows, total } = await fhir.history(caller(res), query);
     const path = [target.resourceType, target.id].filter(Boolean).join('/');
     const self = `${base(req)}/${path ? `${path}/` : ''}_history`;
     const qs = new URLSearchParams(queryPairs(req).filter(([k]) => k !== '_offset'));
@@ -120,54 +119,11 @@ export function fhirRouter(services: Services): express.Router {
   }
 
   async function operation(req: Request, res: Response) {
-    const op = req.params.operation;
-    if (req.params.type === 'Patient' && req.params.id && (op === '$link' || op === '$unlink')) {
-      checkScope(authOf(res), 'Patient', 'update');
-      const result = await changeLink(fhir, caller(res), String(req.params.id), req.body, op === '$unlink');
-      return sendResult(req, res, result, services.config, true);
-    }
-    if (req.params.operation !== '$validate') throw notSupported(`Operation ${req.params.operation} is not supported`, 404);
-    await validate(req, res);
-  }
-
-  /** Patient/{id}/$everything: the patient's compartment, as far as the caller may see it. */
-  async function everything(req: Request, res: Response) {
-    checkScope(authOf(res), 'Patient', 'read');
-    const patientId = String(req.params.id);
-    await fhir.read(caller(res), 'Patient', patientId);
-    const count = Math.min(Number(/^\d{1,4}$/.test(String(req.query._count)) ? req.query._count : 100), 1000);
-    const offset = Number(/^\d{1,9}$/.test(String(req.query._offset)) ? req.query._offset : 0);
-    const { rows, total } = await services.repo.compartment(patientId, caller(res), count, offset);
-    await services.audit.record(auditRow({
-      interaction: 'operation', actor: caller(res), patientId,
-      entities: [`Patient/${patientId}`, ...rows.map((r) => `${r.resourceType}/${r.id}`).slice(0, 100)],
-    }));
-    const self = `${base(req)}/Patient/${patientId}/$everything`;
-    const next = offset + count < total ? `${self}?_count=${count}&_offset=${offset + count}` : undefined;
-    sendJson(res, 200, everythingJson(`${self}?_count=${count}&_offset=${offset}`, rows, total, next));
-  }
-
-  /** Patient/{id}/$access?actor=Organization/{id}[&purpose=…]: explains what the actor may see. */
-  async function access(req: Request, res: Response) {
-    const auth = authOf(res);
-    checkScope(auth, 'Consent', 'read');
-    const patientId = String(req.params.id);
-    await fhir.read(caller(res), 'Patient', patientId);
-    const actor = /^Organization\/([A-Za-z0-9\-.]{1,64})$/.exec(String(req.query.actor ?? ''))?.[1];
-    if (!actor) throw new FhirError(400, { code: 'required', diagnostics: 'actor=Organization/<id> is required', expression: ['actor'] });
-    const purpose = typeof req.query.purpose === 'string' ? req.query.purpose : 'TREAT';
-    const answer = await explainAccess(services.db, { owner: auth.admin ? undefined : auth.organizationId, patientId, actor, purpose });
-    sendJson(res, 200, JSON.stringify(answer));
-  }
-
-  async function validate(req: Request, res: Response) {
-    const type = typeOf(req, 'operation');
-    const body = req.body?.resourceType === 'Parameters' ? parameterResource(req.body) : req.body;
-    const profile = typeof req.query.profile === 'string' ? req.query.profile : undefined;
-    const issues = validationIssues(body, profile);
-    if (body?.resourceType !== type) issues.push({ severity: 'error', code: 'invalid', diagnostics: `Expected a ${type}`, expression: ['resourceType'] });
-    if (!issues.length) issues.push({ severity: 'information', code: 'informational', diagnostics: 'Validation passed / 検証に合格しました' });
-    sendJson(res, 200, JSON.stringify(operationOutcome(issues)));
+    const op = String(req.params.operation);
+    const handler = req.params.type === 'Patient' && req.params.id ? patientOps.post[op] : undefined;
+    if (handler) return handler({ req, res, caller: caller(res) });
+    if (op !== '$validate') throw notSupported(`Operation ${op} is not supported`, 404);
+    await validateOperation(fhir, services, req, res, caller(res), typeOf(req, 'operation'));
   }
 
   return router;
@@ -207,10 +163,6 @@ function withParam(params: URLSearchParams, key: string, value: number): string 
   const copy = new URLSearchParams(params);
   copy.set(key, String(value));
   return copy.toString();
-}
-
-function parameterResource(parameters: { parameter?: { name: string; resource?: unknown }[] }): unknown {
-  return parameters.parameter?.find((p) => p.name === 'resource')?.resource;
 }
 
 /** JSON only: an explicit request for XML (Accept or _format) answers 406. */

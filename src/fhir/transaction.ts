@@ -52,6 +52,7 @@ function parseEntry(entry: BundleEntry, index: number, auth: AuthContext): Parse
   const [path, query] = url.replace(/^\//, '').split('?', 2);
   const [type, id, history, version] = path.split('/');
   if (!isSupportedType(type)) throw at(`resource type ${type} is not held by this gateway`);
+  if (type === 'AuditEvent') throw at('AuditEvents are kept apart and append-only: record, search and read them at /AuditEvent, not in a Bundle');
   if (history && history !== '_history') throw at(`unsupported URL ${url}`);
   if (id) assertId(id);
   checkScope(auth, type, method === 'GET' && !id ? 'search' : INTERACTION[method]);
@@ -94,7 +95,7 @@ async function runAlone(fhir: FhirService, caller: Caller, e: ParsedEntry, base:
 }
 
 async function readEntry(fhir: FhirService, caller: Caller, e: ParsedEntry, base: string, q?: Queryable): Promise<FhirResult> {
-  if (e.id && e.version) return fhir.vread(caller, e.type, e.id, e.version);
+  if (e.id && e.version) return fhir.vread(caller, e.type, e.id, e.version, q);
   if (e.id) return fhir.read(caller, e.type, e.id, q);
   const query = [...new URLSearchParams(e.query ?? '')] as [string, string][];
   const { request, result } = await fhir.search(caller, e.type, query, false, q);

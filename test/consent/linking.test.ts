@@ -52,6 +52,25 @@ describe(`linking one person's records across institutions (${stackName})`, () =
     expect(observations.body.entry[0].resource.id).not.toBe(clinicObs);
   });
 
+  it('follows the link from the other side too, and in $everything, each side still deciding by its own Consent', async () => {
+    expect((await clinic.get(`Observation?patient=${clinicPatient}`)).body.total).toBe(1); // its own only
+    await facility.post('Consent', consent(resident, 'lk-tokuyo', { actors: ['lk-clinic'], classes: ['Observation'] }));
+    const both = await clinic.get(`Observation?patient=${clinicPatient}`);
+    expect(both.body.total).toBe(2);
+    expect((await clinic.get(`Patient/${resident}`)).status).toBe(404); // the facility's Consent opens Observations only
+    const everything = await facility.get(`Patient/${resident}/$everything`);
+    const types = everything.body.entry.map((e: any) => `${e.resource.resourceType}:${e.resource.meta.tag[0].code.split('/')[1]}`).sort();
+    expect(types).toEqual(['Consent:lk-tokuyo', 'MedicationRequest:lk-clinic', 'Observation:lk-tokuyo', 'Patient:lk-clinic', 'Patient:lk-tokuyo']);
+  });
+
+  it('keeps every link attempt in the audit trail, refused ones included', async () => {
+    const trail = await facility.get(`AuditEvent?entity=Patient/${clinicPatient}&_count=100`);
+    const attempts = trail.body.entry.map((e: any) => e.resource)
+      .filter((e: any) => e.subtype.some((s: any) => s.code === '$link'))
+      .map((e: any) => e.outcome).sort();
+    expect(attempts).toEqual(['0', '4', '4']);
+  });
+
   it('only the custodian links its record', async () => {
     const res = await clinic.post(`Patient/${clinicPatient}/$link`, other(resident));
     expect(res.status).toBe(404); // the clinic may not see the facility's resident at all
