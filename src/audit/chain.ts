@@ -10,7 +10,8 @@ interface ChainRow {
   chain_pos: number | null;
   hash: string | null;
   id: string;
-  recorded: Date;
+  /** To the microsecond, in UTC: the stored instant exactly, whatever the session's time zone. */
+  recorded_at: string;
   action: string | null;
   outcome: string | null;
   agent_org: string | null;
@@ -22,13 +23,13 @@ interface ChainRow {
   content: string;
 }
 
-const COLUMNS = `seq, chain_pos, hash, id, recorded, action, outcome, agent_org, agent_client, owner, patient_id, entity,
+const COLUMNS = `seq, chain_pos, hash, id, to_char(recorded AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS recorded_at, action, outcome, agent_org, agent_client, owner, patient_id, entity,
   purpose, content::text AS content`;
 
 /** Each entry's hash covers the previous entry's hash and every stored column of its own. */
 export function linkHash(previous: string, row: ChainRow): string {
   const canonical = JSON.stringify([
-    row.id, row.recorded.toISOString(), row.action, row.outcome, row.agent_org, row.agent_client, row.owner,
+    row.id, row.recorded_at, row.action, row.outcome, row.agent_org, row.agent_client, row.owner,
     row.patient_id, row.entity, row.purpose, row.content,
   ]);
   return createHash('sha256').update(previous).update('\n').update(canonical).digest('hex');

@@ -36,9 +36,23 @@ describe(`hash-chained audit trail (${stackName})`, () => {
     expect(report.checked).toBeGreaterThanOrEqual(16);
   });
 
+  it('seals from several sealers at once into one chain, each entry once', async () => {
+    const { services } = stack.gateway;
+    const { sealAuditChain } = await import('../../src/audit/chain.js');
+    const writes = Array.from({ length: 20 }, (_, i) => clinic.post('Patient', patient(`CH-C-${i}`)));
+    const sealed = await Promise.all([...writes, sealAuditChain(services.db), sealAuditChain(services.db), sealAuditChain(services.db)]);
+    expect(sealed.length).toBe(23);
+    const report = await verify();
+    expect(report.intact).toBe(true);
+    const { rows } = await sql('SELECT count(*)::int AS n, count(DISTINCT chain_pos)::int AS positions, max(chain_pos)::int AS top FROM audit_event');
+    expect(rows[0]).toEqual({ n: report.checked, positions: report.checked, top: report.checked });
+  });
+
   it('refuses to change or delete an entry through the store', async () => {
     await expect(sql("UPDATE audit_event SET outcome = '8' WHERE chain_pos = 1")).rejects.toThrow(/cannot be changed/);
     await expect(sql('DELETE FROM audit_event WHERE chain_pos = 1')).rejects.toThrow(/cannot be deleted/);
+    await expect(sql('TRUNCATE audit_event')).rejects.toThrow(/cannot be deleted/);
+    await expect(sql("UPDATE audit_event SET hash = repeat('0', 64) WHERE chain_pos = 2")).rejects.toThrow(/cannot be changed/);
     expect((await verify()).intact).toBe(true);
   });
 
