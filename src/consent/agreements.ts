@@ -1,15 +1,18 @@
 import type { OrganizationAffiliation } from '@medplum/fhirtypes';
 import { FhirError, type Issue } from '../fhir/outcome.js';
 import type { Queryable } from '../store/db.js';
+import { AFFILIATION_ROLE, KYORYOKU_ROLE } from './sql.js';
 
 export const REQUIREMENT_SYSTEM = 'http://renkei.jp/fhir/CodeSystem/kyoryoku-requirement';
 export const REQUIREMENTS = ['consultation-24h', 'visit-24h', 'admission'];
 const ORGANIZATION_KIND = 'http://renkei.jp/fhir/CodeSystem/organization-kind';
 
 /**
- * A 協力医療機関 agreement (OrganizationAffiliation): both parties are Organizations the gateway
- * knows, requirements are the three the regulation names, and admission (入院受入れ) can only be
- * promised by a hospital (organization-kind `hospital`).
+ * An OrganizationAffiliation: both parties are Organizations the gateway knows, requirements are the
+ * three the regulation names, and admission (入院受入れ) can only be promised by a hospital
+ * (organization-kind `hospital`). A 協力医療機関 agreement (code kyoryoku-iryokikan, the one that
+ * allows break-glass) also states what it covers: at least one requirement, its start, and a phone
+ * number that answers at night and on holidays.
  */
 export async function assertAgreementRules(db: Queryable, agreement: OrganizationAffiliation): Promise<void> {
   const issues: Issue[] = [];
@@ -29,6 +32,15 @@ export async function assertAgreementRules(db: Queryable, agreement: Organizatio
         'Only a hospital (organization-kind hospital) can accept admissions / 入院受入れは病院のみ'));
     }
   }));
+  if (agreement.code?.some((c) => c.coding?.some((x) => x.system === AFFILIATION_ROLE && x.code === KYORYOKU_ROLE))) {
+    if (!agreement.specialty?.some((s) => s.coding?.some((c) => c.system === REQUIREMENT_SYSTEM && REQUIREMENTS.includes(c.code ?? '')))) {
+      issues.push(rule('OrganizationAffiliation.specialty', `A 協力医療機関 agreement states its requirements (${REQUIREMENTS.join(', ')}) / 協力医療機関の要件を指定してください`));
+    }
+    if (!agreement.period?.start) issues.push(rule('OrganizationAffiliation.period.start', 'A 協力医療機関 agreement states when it starts / 協定の開始日を指定してください'));
+    if (!agreement.telecom?.some((t) => t.system === 'phone' && t.value)) {
+      issues.push(rule('OrganizationAffiliation.telecom', 'A 協力医療機関 agreement gives a phone number for nights and holidays / 夜間・休日の連絡先を指定してください'));
+    }
+  }
   if (issues.length) throw new FhirError(422, issues);
 }
 

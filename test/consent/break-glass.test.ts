@@ -51,6 +51,11 @@ describe(`break-glass between cooperating institutions (${stackName})`, () => {
     expect(made.status).toBe(201);
     const unknown = await admin.post('OrganizationAffiliation', agreement('bg-tokuyo', 'no-such-hospital', { start: '2026-04-01' }));
     expect(unknown.status).toBe(422);
+    const { specialty: _s, telecom: _t, period: _p, ...bare } = agreement('bg-tokuyo', 'bg-hospital', {});
+    const incomplete = await admin.post('OrganizationAffiliation', bare);
+    expect(incomplete.status).toBe(422);
+    expect(incomplete.body.issue.map((i: any) => i.expression[0]).sort())
+      .toEqual(['OrganizationAffiliation.period.start', 'OrganizationAffiliation.specialty', 'OrganizationAffiliation.telecom']);
   });
   afterAll(() => stack?.stop());
 
@@ -79,6 +84,18 @@ describe(`break-glass between cooperating institutions (${stackName})`, () => {
     expect((await hospital.get(`Communication/${notice.id}`)).status).toBe(404);
     const audit = await hospital.get(`AuditEvent?entity=Observation/${obsId}&purpose=ETREAT`);
     expect(audit.body.entry[0].resource.purposeOfEvent[0].text).toContain('夜間の急変対応');
+    // the owner sees the emergency disclosure, and the agreement that permitted it
+    const agreementId = (await facility.get('OrganizationAffiliation?primary-organization=Organization/bg-tokuyo')).body.entry[0].resource.id;
+    const trail = await facility.get(`AuditEvent?patient=${residentId}&purpose=ETREAT&_count=100`);
+    const bases = trail.body.entry.flatMap((e: any) => e.resource.entity.filter((x: any) => x.role.code === '13').map((x: any) => x.what.reference));
+    expect(bases).toContain(`OrganizationAffiliation/${agreementId}`);
+  });
+
+  it("opens only the facility's own residents' data, never its data about another institution's patient", async () => {
+    const outsider = (await unrelated.post('Patient', patient('BG-O-1'))).body.id;
+    const note = (await facility.post('Observation', bodyTemperature(outsider, 36.4, '2026-11-22T09:00:00+09:00'))).body.id;
+    expect((await hospital.get(`Observation/${note}`, emergency)).status).toBe(404);
+    expect((await hospital.get(`Observation/${obsId}`, emergency)).status).toBe(200);
   });
 
   it('closes again when the agreement ends or is inactive', async () => {
