@@ -27,7 +27,8 @@ export interface ApplyContext {
   caller: Caller;
   auth: AuthContext;
   messageId: number;
-  messageTime: Date;
+  /** The time the message describes; undefined when it has none (then it is applied without ordering). */
+  messageTime?: Date;
   /** FHIR base URL (for the transaction response). */
   base: string;
 }
@@ -120,7 +121,7 @@ export async function applyMapped(tx: PoolClient, ctx: ApplyContext, input: read
   for (const key of [...new Set(mapped.map(keyOf))].sort()) {
     await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`ingest:${key}`]);
   }
-  const newer = await newerWritten(tx, mapped, ctx.messageTime);
+  const newer = ctx.messageTime ? await newerWritten(tx, mapped, ctx.messageTime) : new Set<string>();
   const current = mapped.filter((m) => !newer.has(keyOf(m)));
 
   const toWrite: MappedResource[] = [];
@@ -148,7 +149,7 @@ export async function applyMapped(tx: PoolClient, ctx: ApplyContext, input: read
     });
     written = (response.entry ?? []).map((e) => e.response?.location ?? '').filter(Boolean);
   }
-  await advanceClocks(tx, [...toWrite.map(keyOf), ...unchanged], ctx);
+  if (ctx.messageTime) await advanceClocks(tx, [...toWrite.map(keyOf), ...unchanged], ctx.messageTime, ctx.messageId);
   return { written, unchanged, older: [...newer] };
 }
 
@@ -184,7 +185,7 @@ async function newerWritten(tx: Queryable, mapped: readonly MappedResource[], ti
   return new Set(rows.map((r) => `${r.resource_type}/${r.resource_id}`));
 }
 
-async function advanceClocks(tx: Queryable, keys: string[], ctx: ApplyContext): Promise<void> {
+async function advanceClocks(tx: Queryable, keys: string[], time: Date, messageId: number): Promise<void> {
   if (!keys.length) return;
   const [types, ids] = [keys.map((k) => k.split('/')[0]), keys.map((k) => k.split('/')[1])];
   await tx.query(
@@ -192,7 +193,7 @@ async function advanceClocks(tx: Queryable, keys: string[], ctx: ApplyContext): 
      SELECT t, i, $3, $4 FROM unnest($1::text[], $2::text[]) AS u(t, i)
      ON CONFLICT (resource_type, resource_id) DO UPDATE SET message_time = EXCLUDED.message_time, message_id = EXCLUDED.message_id
      WHERE ingest_resource_clock.message_time <= EXCLUDED.message_time`,
-    [types, ids, ctx.messageTime, ctx.messageId],
+    [types, ids, time, messageId],
   );
 }
 

@@ -11,7 +11,6 @@ import type { PreparedTable } from './table-intake.js';
 export interface CareRecordsRequest {
   mapping?: string;
   contentType?: string;
-  now?: Date;
 }
 
 export function prepareCareRecords(bytes: Uint8Array, request: CareRecordsRequest): PreparedTable {
@@ -24,5 +23,6 @@ export function prepareCareRecords(bytes: Uint8Array, request: CareRecordsReques
   const json = /json/i.test(request.contentType ?? '');
   const table = json ? tableOfJson(decodeText(bytes, 'utf-8')) : parseTable(decodeText(bytes, charsetOfContentType(request.contentType) ?? 'utf-8'));
   requireColumns(table, engine.spec.requiredColumns ?? []);
-  return { engine, table, messageType: engine.spec.id, messageTime: request.now ?? new Date() };
+  // Each record carries its own time and makes its own resources: records are not ordered as a file.
+  return { engine, table, messageType: engine.spec.id };
 }

@@ -8,7 +8,8 @@ import type { PreparedTable } from './table-intake.js';
  * ケアプランデータ連携 CSV files (Shift_JIS / MS932 unless the Content-Type says otherwise). The table is
  * chosen by `?table=` (1, 2, user), else by the standard file name's prefix (UP2KYO → 第2表), else by
  * the header. The file name `<prefix>_<YYYYMM>_<sender 10 digits>_<receiver 10 digits>_<YYYYMMDDHHMMSS>.CSV`
- * gives the time that orders re-sent plans, and its sender must be the sending Organization's 事業所番号.
+ * gives the time that orders re-sent plans (a file sent without it is applied as it comes), and its
+ * sender must be the sending Organization's 事業所番号.
  */
 
 export interface CareplanFileName {
@@ -48,7 +49,6 @@ export interface CareplanRequest {
   table?: string;
   fileName?: string;
   contentType?: string;
-  now?: Date;
 }
 
 export function prepareCareplan(bytes: Uint8Array, request: CareplanRequest, sender: SenderFacts): PreparedTable {
@@ -66,7 +66,7 @@ export function prepareCareplan(bytes: Uint8Array, request: CareplanRequest, sen
     engine,
     table,
     messageType: id,
-    messageTime: created ? new Date(created) : (request.now ?? new Date()),
+    messageTime: created ? new Date(created) : undefined,
     vars: { 'file.name': request.fileName ?? '' },
   };
 }

@@ -65,7 +65,8 @@ export function decodeText(bytes: Uint8Array, charset: TextCharset): string {
 export function parseTable(text: string): Table {
   let records: { record: string[]; raw: string }[];
   try {
-    records = parse(text, { bom: true, raw: true, relax_column_count: true, relax_quotes: false }) as unknown as { record: string[]; raw: string }[];
+    // Line ends are made LF first, so each record's raw text ends with its own line break.
+    records = parse(text.replace(/\r\n?/g, '\n'), { bom: true, raw: true, relax_column_count: true, relax_quotes: false }) as unknown as { record: string[]; raw: string }[];
   } catch (err) {
     const e = err as { message?: string; lines?: number };
     throw new TableError([{ line: e.lines, reason: `not a CSV file: ${e.message ?? 'unreadable'} / CSVとして読めません` }]);
@@ -73,7 +74,7 @@ export function parseTable(text: string): Table {
   let line = 1;
   const located = records.map((r) => {
     const start = line;
-    line += (r.raw.match(/\n/g)?.length ?? 0) + 1;
+    line += r.raw.match(/\n/g)?.length ?? 0;
     return { line: start, cells: r.record };
   }).filter((r) => r.cells.some((c) => c.trim() !== ''));
   if (!located.length) throw new TableError([{ line: 1, reason: 'the file is empty: a header row is required / ヘッダー行がありません' }]);

@@ -26,8 +26,8 @@ export interface PreparedTable {
   engine: MappingEngine;
   table: Table;
   messageType: string;
-  /** The time the file describes (file name timestamp), for ordering; the receipt time otherwise. */
-  messageTime: Date;
+  /** The time the file describes (file name timestamp), for ordering; none when the file does not say. */
+  messageTime?: Date;
   vars?: Record<string, string>;
 }
 

@@ -218,7 +218,7 @@ class MappingRun {
       const value = this.joinedText(source, spec.identity.value);
       if (value) mapped.identity = { system: interpolate(spec.identity.system, this.input.vars), value };
     }
-    for (const rule of spec.rules) {
+    for (const rule of spec.rules ?? []) {
       if (!holds(rule.where, source)) continue;
       this.apply(spec, rule, source, mapped);
     }
@@ -232,8 +232,10 @@ class MappingRun {
     try {
       const values = this.evaluate(spec, rule, source, mapped);
       if (!values.length) {
-        if (rule.required) {
-          const what = from.length ? from.join(', ') : rule.ref ?? rule.refs ?? rule.to;
+        if (rule.required && rule.refs === 'partners') {
+          this.issue('required', location, `${spec.type}.${rule.to}: the sender has no active 協力医療機関 agreement (OrganizationAffiliation) to address this to / 協力医療機関が登録されていません`);
+        } else if (rule.required) {
+          const what = from.length ? from.join(', ') : rule.ref ?? rule.to;
           this.issue('required', location, `${spec.type}.${rule.to} needs ${what} / 必須項目がありません`);
         }
         return;
@@ -285,7 +287,8 @@ class MappingRun {
       return id ? { reference: `${target.type}/${id}` } : undefined;
     }
     const value = this.joinedText(source, target.lookup.value);
-    const first = valueParts(target.lookup.value).find((p) => !this.textAt(source, p)) ?? valueParts(target.lookup.value)[0];
+    const parts = valueParts(target.lookup.value);
+    const first = parts.find((p) => !this.textAt(source, p)) ?? parts[parts.length - 1];
     const location = first.includes('{{') ? source.origin() : source.locate(first);
     if (!value) {
       this.issue('required', location, `${target.lookup.describe} is required / ${target.lookup.describe}がありません`);

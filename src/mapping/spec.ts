@@ -54,7 +54,8 @@ export interface ResourceSpec {
   lookup?: { system: string; value: string | string[]; describe: string };
   /** replace (default): the message has the whole resource; merge: only the top-level elements it has change. */
   update?: 'replace' | 'merge';
-  rules: Rule[];
+  /** Required unless the resource is a lookup. */
+  rules?: Rule[];
 }
 
 export interface Rule {
