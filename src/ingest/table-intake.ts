@@ -81,7 +81,7 @@ export function assemble(rows: Map<number, MappingOutput>, failed: ReadonlyMap<n
       const key = `${r.resourceType}/${r.id}`;
       const existing = staged.get(key) ?? byKey.get(key);
       if (!existing) {
-        staged.set(key, { ...r, resource: structuredClone(r.resource), deletions: [...r.deletions], provenance: { ...r.provenance } });
+        staged.set(key, { ...r, resource: structuredClone(r.resource), deletions: [...r.deletions], provenance: { ...r.provenance }, sources: { ...r.sources } });
         continue;
       }
       const copy = structuredClone(existing.resource);

@@ -32,6 +32,8 @@ export interface MappedResource {
   deletions: string[];
   /** Where each top-level element came from. */
   provenance: Record<string, SourceLocation>;
+  /** Where each top-level element the mapping writes would come from, sent or not (to report what is missing). */
+  sources: Record<string, SourceLocation>;
   origin: SourceLocation;
 }
 
@@ -212,13 +214,15 @@ class MappingRun {
     if (!id) return;
     const resource: Json = { resourceType: spec.type, id, ...(spec.profile ? { meta: { profile: [spec.profile] } } : {}) };
     const mapped: MappedResource = {
-      name: spec.name, resourceType: spec.type, id, resource, merge: spec.update === 'merge', deletions: [], provenance: {}, origin: source.origin(),
+      name: spec.name, resourceType: spec.type, id, resource, merge: spec.update === 'merge', deletions: [], provenance: {}, sources: {}, origin: source.origin(),
     };
     if (spec.identity) {
       const value = this.joinedText(source, spec.identity.value);
       if (value) mapped.identity = { system: interpolate(spec.identity.system, this.input.vars), value };
     }
     for (const rule of spec.rules ?? []) {
+      const from = fromList(rule)[0];
+      if (from && !from.includes('{{')) mapped.sources[topElement(rule.to)] ??= source.locate(from);
       if (!holds(rule.where, source)) continue;
       this.apply(spec, rule, source, mapped);
     }

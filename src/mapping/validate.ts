@@ -24,5 +24,5 @@ export function validateMapped(mapped: readonly MappedResource[]): MappingIssue[
 
 function locationOf(m: MappedResource, expression: string | undefined): SourceLocation {
   const element = expression?.replace(/^[A-Z][A-Za-z]+\.?/, '').match(/^[A-Za-z][A-Za-z0-9]*/)?.[0];
-  return (element && m.provenance[element]) || m.origin;
+  return (element && (m.provenance[element] ?? m.sources[element])) || m.origin;
 }
