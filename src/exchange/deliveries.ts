@@ -1,4 +1,3 @@
-import type pg from 'pg';
 import type { Database, Queryable } from '../store/db.js';
 import { visibilitySql } from '../store/access.js';
 import { SqlParams } from '../store/sql.js';
@@ -50,47 +49,39 @@ async function lockStreams(tx: Queryable, keys: (string | null)[]): Promise<void
  * Records the subscriptions a change notifies: one event row each (a second run adds nothing), numbered
  * per subscription, queued only when no earlier notification of the same stream is pending; marks the
  * change matched. Returns every queued, pending delivery of the change (including a previous run's).
+ * One statement after the stream lock, so the subscriptions' counters are locked only briefly.
  */
 export async function recordMatches(db: Database, change: Change, subscribers: { id: string; owner: string | null }[]): Promise<DeliveryJobRef[]> {
+  if (!subscribers.length) {
+    await db.query('UPDATE outbox SET matched_at = now() WHERE seq = $1 AND matched_at IS NULL', [change.seq]);
+    return [];
+  }
   const orderKey = orderKeyOf(change);
-  await db.transaction(async (tx) => {
-    if (subscribers.length) {
-      await lockStreams(tx, [orderKey]);
-      const { rows: inserted } = await tx.query<{ id: number; subscription_id: string }>(
-        `INSERT INTO delivery (subscription_id, subscriber, kind, change_seq, resource_type, resource_id, version_id, action,
-           data_owner, patient_id, order_key, changed_at)
-         SELECT x.sub, x.subscriber, 'event', $2, $3, $4, $5, $6, $7, $8, $9, to_timestamp($10::double precision / 1000)
-         FROM json_to_recordset($1::json) AS x(sub text, subscriber text)
+  return db.transaction(async (tx) => {
+    await lockStreams(tx, [orderKey]);
+    const { rows } = await tx.query<DeliveryJobRef>(
+      `WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(sub text, subscriber text)),
+       fresh AS (SELECT x.sub, x.subscriber FROM x WHERE NOT EXISTS (SELECT 1 FROM delivery d WHERE d.kind = 'event'
+         AND d.subscription_id = x.sub AND d.resource_type = $3 AND d.resource_id = $4 AND d.version_id = $5)),
+       locked AS (SELECT s.id FROM subscription_state s WHERE s.id IN (SELECT sub FROM fresh) ORDER BY s.id FOR UPDATE),
+       numbered AS (UPDATE subscription_state s SET events = s.events + 1 FROM locked WHERE s.id = locked.id RETURNING s.id, s.events),
+       ins AS (INSERT INTO delivery (subscription_id, subscriber, kind, change_seq, resource_type, resource_id, version_id, action,
+           data_owner, patient_id, order_key, changed_at, event_number, queued)
+         SELECT f.sub, f.subscriber, 'event', $2, $3, $4, $5, $6, $7, $8, $9, to_timestamp($10::double precision / 1000), n.events,
+           NOT EXISTS (SELECT 1 FROM delivery p WHERE p.subscription_id = f.sub AND p.order_key = $9 AND p.status = 'pending'
+             AND p.change_seq < $2)
+         FROM fresh f JOIN numbered n ON n.id = f.sub
          ON CONFLICT (subscription_id, resource_type, resource_id, version_id) WHERE kind = 'event' DO NOTHING
-         RETURNING id, subscription_id`,
-        [JSON.stringify(subscribers.map((s) => ({ sub: s.id, subscriber: s.owner }))), change.seq, change.resourceType, change.id,
-          change.versionId, change.action, change.owner, change.patientId, orderKey, change.committedAt],
-      );
-      if (inserted.length) await numberAndQueue(tx, inserted);
-    }
-    await tx.query('UPDATE outbox SET matched_at = now() WHERE seq = $1 AND matched_at IS NULL', [change.seq]);
+         RETURNING id, generation, subscriber, queued),
+       matched AS (UPDATE outbox SET matched_at = now() WHERE seq = $2 AND matched_at IS NULL)
+       SELECT id, generation, subscriber FROM ins WHERE queued
+       UNION ALL
+       SELECT id, generation, subscriber FROM delivery WHERE change_seq = $2 AND kind = 'event' AND status = 'pending' AND queued`,
+      [JSON.stringify(subscribers.map((s) => ({ sub: s.id, subscriber: s.owner }))), change.seq, change.resourceType, change.id,
+        change.versionId, change.action, change.owner, change.patientId, orderKey, change.committedAt],
+    );
+    return rows;
   });
-  const { rows } = await db.query<DeliveryJobRef>(
-    `SELECT id, generation, subscriber FROM delivery WHERE change_seq = $1 AND kind = 'event' AND status = 'pending' AND queued`,
-    [change.seq],
-  );
-  return rows;
-}
-
-/** eventsSinceSubscriptionStart: each new event takes its subscription's next number. */
-async function numberAndQueue(tx: pg.PoolClient, inserted: { id: number; subscription_id: string }[]): Promise<void> {
-  const subs = inserted.map((r) => r.subscription_id);
-  await tx.query('SELECT id FROM subscription_state WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE', [subs]);
-  const { rows: numbers } = await tx.query<{ id: string; events: number }>(
-    'UPDATE subscription_state SET events = events + 1 WHERE id = ANY($1::text[]) RETURNING id, events', [subs]);
-  const numberOf = new Map(numbers.map((n) => [n.id, n.events]));
-  await tx.query(
-    `UPDATE delivery d SET event_number = x.n,
-       queued = NOT EXISTS (SELECT 1 FROM delivery p WHERE p.subscription_id = d.subscription_id AND p.order_key = d.order_key
-         AND p.status = 'pending' AND p.change_seq < d.change_seq)
-     FROM json_to_recordset($1::json) AS x(id bigint, n bigint) WHERE d.id = x.id`,
-    [JSON.stringify(inserted.map((r) => ({ id: r.id, n: numberOf.get(r.subscription_id) ?? null })))],
-  );
 }
 
 /** A handshake or heartbeat for one subscription. */
@@ -133,9 +124,10 @@ export interface DeliveryRow {
   visible: boolean;
 }
 
-export async function loadDelivery(db: Queryable, id: number, subscriber: string | null): Promise<DeliveryRow | undefined> {
+/** Reads deliveries of one subscriber (its Organization's view decides what is visible) in one statement. */
+export async function loadDeliveries(db: Queryable, ids: number[], subscriber: string | null): Promise<DeliveryRow[]> {
   const params = new SqlParams();
-  const idParam = params.add(id);
+  const idParam = params.add(ids);
   const viewer = { admin: false, organizationId: subscriber ?? undefined };
   const sql = `SELECT d.id, d.subscription_id, d.subscriber, d.kind, d.change_seq, d.resource_type, d.resource_id, d.version_id,
       d.action, d.patient_id, d.data_owner, d.order_key, d.event_number, d.status, d.attempts, d.created_at, d.changed_at,
@@ -150,9 +142,9 @@ export async function loadDelivery(db: Queryable, id: number, subscriber: string
     LEFT JOIN resource sub ON sub.resource_type = 'Subscription' AND sub.id = d.subscription_id AND NOT sub.deleted
     LEFT JOIN resource_version v ON d.kind = 'event' AND v.resource_type = d.resource_type AND v.id = d.resource_id
       AND v.version_id = d.version_id AND ${visibilitySql(viewer, 'v', params)}
-    WHERE d.id = ${idParam}`;
+    WHERE d.id = ANY(${idParam}::bigint[])`;
   const { rows } = await db.query<DeliveryRow>(sql, params.values);
-  return rows[0];
+  return rows.map((r) => ({ ...r, id: Number(r.id) }));
 }
 
 /**
@@ -203,61 +195,49 @@ export interface SettleResult {
   activated: string[];
 }
 
-/** Settles deliveries in one transaction: final status, AuditEvents, next in each stream queued. */
+/**
+ * Settles deliveries in one transaction: final status, AuditEvents, next in each stream queued. A
+ * delivered notification also postpones its subscription's next heartbeat; a delivered handshake makes
+ * a requested subscription active, and any delivery turns a subscription in error back to active.
+ */
 export async function settle(db: Database, batch: Settlement[]): Promise<SettleResult> {
   return db.transaction(async (tx) => {
-    const streams = batch.filter((s) => s.kind === 'event' && s.orderKey !== null);
-    await lockStreams(tx, streams.map((s) => s.orderKey));
-    const { rows: settled } = await tx.query<{ id: number }>(
-      `UPDATE delivery d SET status = x.status, attempts = d.attempts + x.tried,
-         last_http_status = COALESCE(x.http, d.last_http_status), last_error = COALESCE(x.err, d.last_error),
-         delivered_at = CASE WHEN x.status = 'delivered' THEN now() END, updated_at = now()
-       FROM json_to_recordset($1::json) AS x(id bigint, status text, tried int, http int, err text)
-       WHERE d.id = x.id AND d.status = 'pending' RETURNING d.id`,
+    await lockStreams(tx, batch.filter((s) => s.kind === 'event').map((s) => s.orderKey));
+    const { rows } = await tx.query<{ what: 'settled' | 'woken' | 'activated'; id: string; generation: number | null; subscriber: string | null }>(
+      `WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(id bigint, status text, tried int, http int, err text)),
+       upd AS (UPDATE delivery d SET status = x.status, attempts = d.attempts + x.tried,
+           last_http_status = COALESCE(x.http, d.last_http_status), last_error = COALESCE(x.err, d.last_error),
+           delivered_at = CASE WHEN x.status = 'delivered' THEN now() END, updated_at = now()
+         FROM x WHERE d.id = x.id AND d.status = 'pending' RETURNING d.id, d.subscription_id, d.order_key, d.kind, d.status),
+       next AS (UPDATE delivery n SET queued = true, generation = n.generation + 1, updated_at = now()
+         WHERE n.id IN (
+           SELECT DISTINCT ON (p.subscription_id, p.order_key) p.id FROM delivery p
+           JOIN (SELECT DISTINCT subscription_id, order_key FROM upd WHERE kind = 'event') s
+             ON p.subscription_id = s.subscription_id AND p.order_key = s.order_key
+           WHERE p.status = 'pending' AND p.id NOT IN (SELECT id FROM upd)
+           ORDER BY p.subscription_id, p.order_key, p.change_seq)
+         AND NOT n.queued RETURNING n.id, n.generation, n.subscriber),
+       touched AS (SELECT s.id, (s.status = 'error' OR (s.status = 'requested' AND EXISTS (SELECT 1 FROM upd u
+             WHERE u.subscription_id = s.id AND u.kind = 'handshake' AND u.status = 'delivered'))) AS activate
+         FROM subscription_state s WHERE s.id IN (SELECT subscription_id FROM upd WHERE status = 'delivered')
+           AND (s.status IN ('error', 'requested') OR s.heartbeat_seconds IS NOT NULL) ORDER BY s.id FOR UPDATE),
+       touch AS (UPDATE subscription_state s SET
+           status = CASE WHEN t.activate THEN 'active' ELSE s.status END,
+           last_error = CASE WHEN t.activate THEN NULL ELSE s.last_error END,
+           next_heartbeat_at = CASE WHEN s.heartbeat_seconds IS NOT NULL THEN now() + s.heartbeat_seconds * interval '1 second' END,
+           updated_at = now()
+         FROM touched t WHERE s.id = t.id RETURNING s.id, t.activate)
+       SELECT 'settled' AS what, id::text AS id, NULL::int AS generation, NULL::text AS subscriber FROM upd
+       UNION ALL SELECT 'woken', id::text, generation, subscriber FROM next
+       UNION ALL SELECT 'activated', id, NULL, NULL FROM touch WHERE activate`,
       [JSON.stringify(batch.map((s) => ({ id: s.id, status: s.status, tried: s.tried, http: s.httpStatus ?? null, err: s.error?.slice(0, 1000) ?? null })))],
     );
-    const done = new Set(settled.map((r) => Number(r.id)));
-    const mine = batch.filter((s) => done.has(s.id));
-    const audit = mine.flatMap((s) => (s.audit ? [s.audit] : []));
+    const done = new Set(rows.filter((r) => r.what === 'settled').map((r) => Number(r.id)));
+    const audit = batch.flatMap((s) => (done.has(s.id) && s.audit ? [s.audit] : []));
     if (audit.length) await appendAudit(tx, audit);
-    const woken = await wakeNext(tx, streams.filter((s) => done.has(s.id)));
-    const activated = await touchSubscriptions(tx, mine.filter((s) => s.status === 'delivered'));
-    return { woken, activated };
+    return {
+      woken: rows.filter((r) => r.what === 'woken').map((r) => ({ id: Number(r.id), generation: r.generation!, subscriber: r.subscriber })),
+      activated: rows.filter((r) => r.what === 'activated').map((r) => r.id),
+    };
   });
-}
-
-async function wakeNext(tx: pg.PoolClient, streams: Settlement[]): Promise<DeliveryJobRef[]> {
-  if (!streams.length) return [];
-  const { rows } = await tx.query<DeliveryJobRef>(
-    `UPDATE delivery n SET queued = true, generation = n.generation + 1, updated_at = now()
-     WHERE n.id IN (
-       SELECT DISTINCT ON (p.subscription_id, p.order_key) p.id FROM delivery p
-       JOIN json_to_recordset($1::json) AS s(sub text, key text) ON p.subscription_id = s.sub AND p.order_key = s.key
-       WHERE p.status = 'pending' ORDER BY p.subscription_id, p.order_key, p.change_seq)
-     AND NOT n.queued RETURNING n.id, n.generation, n.subscriber`,
-    [JSON.stringify(streams.map((s) => ({ sub: s.subscriptionId, key: s.orderKey })))],
-  );
-  return rows;
-}
-
-/**
- * A delivered notification postpones the subscription's next heartbeat; a delivered handshake makes a
- * requested subscription active, and any delivery turns a subscription in error back to active.
- */
-async function touchSubscriptions(tx: pg.PoolClient, delivered: Settlement[]): Promise<string[]> {
-  if (!delivered.length) return [];
-  const handshakes = [...new Set(delivered.filter((s) => s.kind === 'handshake').map((s) => s.subscriptionId))];
-  const subs = [...new Set(delivered.map((s) => s.subscriptionId))];
-  const { rows } = await tx.query<{ id: string; was: string; status: string }>(
-    `WITH l AS (SELECT id, status AS was FROM subscription_state WHERE id = ANY($1::text[])
-        AND (status = 'error' OR heartbeat_seconds IS NOT NULL OR id = ANY($2::text[])) ORDER BY id FOR UPDATE)
-     UPDATE subscription_state s SET
-       status = CASE WHEN l.was = 'error' OR (l.was = 'requested' AND s.id = ANY($2::text[])) THEN 'active' ELSE s.status END,
-       last_error = CASE WHEN l.was IN ('error', 'requested') AND s.id = ANY($2::text[]) OR l.was = 'error' THEN NULL ELSE s.last_error END,
-       next_heartbeat_at = CASE WHEN s.heartbeat_seconds IS NOT NULL THEN now() + s.heartbeat_seconds * interval '1 second' END,
-       updated_at = now()
-     FROM l WHERE s.id = l.id RETURNING s.id, l.was, s.status`,
-    [subs, handshakes],
-  );
-  return rows.filter((r) => r.status === 'active' && r.was !== 'active').map((r) => r.id);
 }

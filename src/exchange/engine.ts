@@ -13,6 +13,7 @@ import { changeProcessor } from '../subscriptions/match-change.js';
 import { SpecCache } from '../subscriptions/state.js';
 import { WebhookClient } from '../subscriptions/webhook-client.js';
 import { deliveryJobId, type DeliveryJobRef, type SettleResult } from './deliveries.js';
+import { DeliveryLoader } from './delivery-loader.js';
 import { SettlementLedger } from './ledger.js';
 import { reportQueueDepths } from './metrics.js';
 import { CHANGES_QUEUE, DELIVERIES_QUEUE, openQueueBackend, type AnyQueue, type AnyWorker, type QueueBackend } from './queues.js';
@@ -103,7 +104,7 @@ export class Exchange {
       settings: { backoffStrategy: (attempts: number) => backoffDelay(attempts, CHANGE_BACKOFF) },
     }));
     this.workers.push(this.backend.worker(DELIVERIES_QUEUE, deliveryProcessor({
-      db, specs, client: this.client, settings, baseUrl: config.baseUrl ? `${config.baseUrl}/fhir` : undefined,
+      db, loader: new DeliveryLoader(db), specs, client: this.client, settings, baseUrl: config.baseUrl ? `${config.baseUrl}/fhir` : undefined,
       settle: (s) => ledger.submit(s),
       subscriptionFailed: (id, kind, error, final) => lifecycle.deliveryFailed(id, kind, error, final),
     }) as never, {

@@ -3,47 +3,62 @@ import type { Database } from '../store/db.js';
 import { settle, type SettleResult, type Settlement } from './deliveries.js';
 
 const MAX_BATCH = 200;
+const MAX_IN_FLIGHT = 3;
 const DEADLOCK = '40P01';
 
+interface Waiting {
+  settlement: Settlement;
+  done: () => void;
+  failed: (err: Error) => void;
+}
+
 /**
- * Settles deliveries in batches: concurrent deliveries that finish while a settlement commits go
- * together in the next transaction (status, AuditEvents, successors queued), so a busy worker pays one
+ * Settles deliveries in batches: deliveries that finish while settlements are committing go together
+ * in the next transaction (status, AuditEvents, successors queued), so a busy worker pays one
  * transaction per batch. A delivery's promise resolves once its settlement is committed.
  */
 export class SettlementLedger {
-  private pending: { settlement: Settlement; done: () => void; failed: (err: Error) => void }[] = [];
-  private draining: Promise<void> | undefined;
+  private readonly waiting: Waiting[] = [];
+  private inFlight = 0;
+  private idle: (() => void)[] = [];
 
   constructor(private readonly db: Database, private readonly afterCommit: (result: SettleResult) => Promise<void>) {}
 
   submit(settlement: Settlement): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ settlement, done: resolve, failed: reject });
-      this.draining ??= this.drain();
+      this.waiting.push({ settlement, done: resolve, failed: reject });
+      this.drain();
     });
   }
 
-  async flush(): Promise<void> {
-    while (this.draining) await this.draining;
+  /** Resolves once everything submitted so far is settled. */
+  flush(): Promise<void> {
+    if (!this.inFlight && !this.waiting.length) return Promise.resolve();
+    return new Promise((resolve) => this.idle.push(resolve));
   }
 
-  private async drain(): Promise<void> {
-    try {
-      while (this.pending.length) {
-        const batch = this.pending.splice(0, MAX_BATCH);
-        let result: SettleResult;
-        try {
-          result = await this.settleWithRetry(batch.map((b) => b.settlement));
-        } catch (err) {
-          for (const b of batch) b.failed(err as Error);
-          continue;
-        }
-        for (const b of batch) b.done();
-        await this.afterCommit(result).catch((err: Error) => log.warn({ err: err.message }, 'follow-up of settled deliveries failed'));
-      }
-    } finally {
-      this.draining = undefined;
+  private drain(): void {
+    while (this.inFlight < MAX_IN_FLIGHT && this.waiting.length) {
+      const batch = this.waiting.splice(0, MAX_BATCH);
+      this.inFlight++;
+      void this.run(batch).finally(() => {
+        this.inFlight--;
+        this.drain();
+        if (!this.inFlight && !this.waiting.length) for (const resolve of this.idle.splice(0)) resolve();
+      });
     }
+  }
+
+  private async run(batch: Waiting[]): Promise<void> {
+    let result: SettleResult;
+    try {
+      result = await this.settleWithRetry(batch.map((b) => b.settlement));
+    } catch (err) {
+      for (const b of batch) b.failed(err as Error);
+      return;
+    }
+    for (const b of batch) b.done();
+    await this.afterCommit(result).catch((err: Error) => log.warn({ err: err.message }, 'follow-up of settled deliveries failed'));
   }
 
   private async settleWithRetry(batch: Settlement[]): Promise<SettleResult> {

@@ -1,7 +1,6 @@
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
-import {
-  loadDelivery, parkBehindEarlier, recordAttempt, type DeliveryRow, type FinalStatus, type Settlement,
-} from '../exchange/deliveries.js';
+import { parkBehindEarlier, recordAttempt, type DeliveryRow, type FinalStatus, type Settlement } from '../exchange/deliveries.js';
+import type { DeliveryLoader } from '../exchange/delivery-loader.js';
 import { afterFailure } from '../exchange/retry.js';
 import type { ExchangeSettings } from '../exchange/settings.js';
 import { deliveryLatency, deliveryOutcomes } from '../exchange/metrics.js';
@@ -23,6 +22,8 @@ export interface DeliveryJobData {
 
 export interface DeliveryDeps {
   db: Database;
+  /** Reads delivery rows, batching the reads of concurrent jobs. */
+  loader: DeliveryLoader;
   specs: SpecCache;
   client: WebhookClient;
   settings: ExchangeSettings;
@@ -34,7 +35,7 @@ export interface DeliveryDeps {
 }
 
 /** An earlier change about the same patient is still being matched: look again shortly. */
-const WAIT_FOR_MATCHING_MS = 200;
+const WAIT_FOR_MATCHING_MS = 100;
 const MAX_ATTEMPTS: Record<DeliveryRow['kind'], number | undefined> = { event: undefined, handshake: 3, heartbeat: 1 };
 
 /**
@@ -45,7 +46,7 @@ const MAX_ATTEMPTS: Record<DeliveryRow['kind'], number | undefined> = { event: u
  */
 export function deliveryProcessor(deps: DeliveryDeps) {
   return async (job: Job<DeliveryJobData>, token?: string): Promise<string> => {
-    const row = await loadDelivery(deps.db, job.data.delivery, job.data.subscriber);
+    const row = await deps.loader.load(job.data.delivery, job.data.subscriber);
     if (!row || row.status !== 'pending') return 'already settled';
     const decided = (status: FinalStatus, error?: string) => settleWithout(deps, row, status, error);
     if (!row.subscription_version || !row.subscription_status || row.subscription_status === 'off') return decided('cancelled', 'Subscription is off or deleted');
