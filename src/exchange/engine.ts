@@ -16,7 +16,7 @@ import { deliveryJobId, type DeliveryJobRef, type SettleResult } from './deliver
 import { DeliveryLoader } from './delivery-loader.js';
 import { SettlementLedger } from './ledger.js';
 import { reportQueueDepths } from './metrics.js';
-import { CHANGES_QUEUE, DELIVERIES_QUEUE, openQueueBackend, type AnyQueue, type AnyWorker, type QueueBackend } from './queues.js';
+import { addJobs, CHANGES_QUEUE, DELIVERIES_QUEUE, openQueueBackend, type AnyQueue, type AnyWorker, type QueueBackend } from './queues.js';
 import { Reconciler } from './reconciler.js';
 import { OutboxRelay } from './relay.js';
 import { backoffDelay } from './retry.js';
@@ -53,8 +53,6 @@ export class Exchange {
     this.deliveryJobOptions = {
       attempts: settings.deliveryAttempts,
       backoff: { type: 'jittered' },
-      removeOnComplete: { age: 3600, count: 10_000 },
-      removeOnFail: { age: 30 * 24 * 3600, count: 100_000 },
     };
     if (settings.relay) this.relay = new OutboxRelay(deps.db, this.changes, settings.relayIntervalMs);
     reportQueueDepths(
@@ -76,7 +74,7 @@ export class Exchange {
 
   async enqueueDeliveries(refs: DeliveryJobRef[]): Promise<void> {
     if (!refs.length) return;
-    await this.deliveries.addBulk(refs.map((ref) => ({
+    await addJobs(this.deliveries, refs.map((ref) => ({
       name: 'deliver',
       data: { delivery: Number(ref.id), subscriber: ref.subscriber },
       opts: { ...this.deliveryJobOptions, jobId: deliveryJobId({ id: Number(ref.id), generation: ref.generation }) },

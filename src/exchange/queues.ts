@@ -1,5 +1,7 @@
 import type { EventEmitter } from 'node:events';
-import { createPostgresBackend, Queue, runMigrations, Worker, type BackendFactory, type IQueueBackend, type Processor, type WorkerOptions } from 'bullmq';
+import {
+  createPostgresBackend, Queue, runMigrations, Worker, type BackendFactory, type IQueueBackend, type JobsOptions, type Processor, type WorkerOptions,
+} from 'bullmq';
 import { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Config } from '../config.js';
@@ -11,6 +13,30 @@ export const CHANGES_QUEUE = 'changes';
 export const DELIVERIES_QUEUE = 'deliveries';
 
 export type QueueWorkerOptions = Omit<WorkerOptions, 'connection' | 'prefix'>;
+
+interface Retention {
+  /** Seconds a finished job stays: re-adding its id meanwhile adds nothing. */
+  age: number;
+  /** At most this many finished jobs stay (Redis only, see retentionOf). */
+  count: number;
+}
+
+/** Finished jobs kept per queue: changes a day (the relay's re-add window), deliveries an hour; failures a month. */
+const RETENTION: Record<string, { completed: Retention; failed: Retention }> = {
+  [CHANGES_QUEUE]: { completed: { age: 24 * 3600, count: 100_000 }, failed: { age: 30 * 24 * 3600, count: 100_000 } },
+  [DELIVERIES_QUEUE]: { completed: { age: 3600, count: 10_000 }, failed: { age: 30 * 24 * 3600, count: 100_000 } },
+};
+
+/**
+ * On PostgreSQL finished jobs are bounded by age only: BullMQ's PostgreSQL backend trims by count with a
+ * scan of every finished job of the queue at each completion, while the age is an indexed range.
+ */
+function retentionOf(name: string, kind: QueueBackend['kind']): Pick<JobsOptions, 'removeOnComplete' | 'removeOnFail'> {
+  const keep = RETENTION[name];
+  if (!keep) return {};
+  const bound = (r: Retention) => (kind === 'postgres' ? { age: r.age } : { age: r.age, count: r.count });
+  return { removeOnComplete: bound(keep.completed), removeOnFail: bound(keep.failed) };
+}
 /** A queue or worker on either backend. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyQueue = Queue<any, any, string, any, any, string, IQueueBackend, any>;
@@ -35,6 +61,21 @@ export async function openQueueBackend(config: Config, db: Database): Promise<Qu
   const backend = new PostgresQueues(db);
   await backend.migrate();
   return backend;
+}
+
+export interface NewJob {
+  name: string;
+  data: unknown;
+  opts: JobsOptions & { jobId: string };
+}
+
+/**
+ * Adds jobs: a single job with `add`, several with `addBulk`. On PostgreSQL a bulk add has a fixed cost
+ * (temporary tables) several times that of one plain insert, and a quiet gateway mostly adds one at a time.
+ */
+export async function addJobs(queue: AnyQueue, jobs: NewJob[]): Promise<void> {
+  if (jobs.length === 1) await queue.add(jobs[0].name, jobs[0].data, jobs[0].opts);
+  else if (jobs.length) await queue.addBulk(jobs);
 }
 
 /** Errors of a queue or worker are logged, never thrown into the process (a Redis outage is expected). */
@@ -69,7 +110,7 @@ class RedisQueues implements QueueBackend {
   queue(name: string): AnyQueue {
     let queue = this.queues.get(name);
     if (!queue) {
-      queue = new Queue(name, { connection: this.producer, prefix: this.prefix }) as AnyQueue;
+      queue = new Queue(name, { connection: this.producer, prefix: this.prefix, defaultJobOptions: retentionOf(name, this.kind) }) as AnyQueue;
       logErrors(queue, name);
       this.queues.set(name, queue);
     }
@@ -122,7 +163,7 @@ class PostgresQueues implements QueueBackend {
   queue(name: string): AnyQueue {
     let queue = this.queues.get(name);
     if (!queue) {
-      queue = new Queue(name, { connection: this.connection as never }, postgresFactory) as AnyQueue;
+      queue = new Queue(name, { connection: this.connection as never, defaultJobOptions: retentionOf(name, this.kind) }, postgresFactory) as AnyQueue;
       logErrors(queue, name);
       this.bridge(queue);
       this.queues.set(name, queue);

@@ -1,5 +1,5 @@
 import type { JobsOptions } from 'bullmq';
-import type { AnyQueue } from './queues.js';
+import { addJobs, type AnyQueue } from './queues.js';
 import { log } from '../logger.js';
 import type { Database } from '../store/db.js';
 import { watchedTypes } from '../subscriptions/state.js';
@@ -8,12 +8,10 @@ import type { Change } from './deliveries.js';
 const BATCH = 500;
 const MAX_PAUSE_MS = 5000;
 
-/** Job options of a `changes` job: retried with backoff, kept a while so a re-add of its id is a no-op. */
+/** Job options of a `changes` job: retried with backoff (its queue keeps it a while once finished). */
 export const CHANGE_JOB_OPTIONS: JobsOptions = {
   attempts: 100,
   backoff: { type: 'jittered' },
-  removeOnComplete: { age: 24 * 3600, count: 100_000 },
-  removeOnFail: { age: 30 * 24 * 3600 },
 };
 
 export const changeJobId = (seq: number) => `outbox-${seq}`;
@@ -64,7 +62,7 @@ export class OutboxRelay {
     const watched = await watchedTypes(this.db);
     const wanted = rows.filter((r) => r.resource_type === 'Subscription' || watched.has(r.resource_type));
     if (wanted.length) {
-      await this.queue.addBulk(wanted.map((r) => ({ name: 'change', data: toChange(r), opts: { ...CHANGE_JOB_OPTIONS, jobId: changeJobId(r.seq) } })));
+      await addJobs(this.queue, wanted.map((r) => ({ name: 'change', data: toChange(r), opts: { ...CHANGE_JOB_OPTIONS, jobId: changeJobId(r.seq) } })));
     }
     const skipped = rows.filter((r) => !wanted.includes(r)).map((r) => r.seq);
     await this.db.query(
