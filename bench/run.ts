@@ -2,7 +2,8 @@
  * npm run bench: the gateway's throughput and latency on both stacks, each beside a baseline measured in
  * the same run (bare `pg` inserts of the same resources into the same kind of store).
  * Settings: BENCH_RESOURCES (default 100000), BENCH_CREATES (5000), BENCH_STACKS (embedded,servers),
- * BENCH_DATABASE_URL / BENCH_REDIS_URL (default the local PostgreSQL and Redis).
+ * BENCH_DATABASE_URL / BENCH_REDIS_URL (default the local PostgreSQL and Redis), BENCH_PARTS
+ * (store,consent,exchange), BENCH_EXCHANGE_CHANGES (2000).
  */
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
@@ -12,11 +13,13 @@ import { fmt, runPool, summarize, type Latencies } from './stats.js';
 import { validateResource } from '../src/validation/index.js';
 import { BenchClient, observationOf, patientOf } from './workload.js';
 import { benchConsent, printConsentReport, type ConsentReport } from './consent.js';
+import { benchExchange, printExchangeReport, type ExchangeReport } from './exchange.js';
 
 const RESOURCES = Number(process.env.BENCH_RESOURCES ?? 100_000);
 const CREATES = Number(process.env.BENCH_CREATES ?? 5000);
 const WARM_UP = 1000;
 const STACKS = (process.env.BENCH_STACKS ?? 'embedded,servers').split(',');
+const PARTS = (process.env.BENCH_PARTS ?? 'store,consent,exchange').split(',');
 const PG_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const ADMIN_TOKEN = 'bench-admin-token';
@@ -151,9 +154,10 @@ async function main(): Promise<void> {
   console.log(`validation: ${fmt(validationRate(), 0)} profiled Patients/s in one process`);
   const reports: StackReport[] = [];
   const consentReports: ConsentReport[] = [];
+  const exchangeReports: ExchangeReport[] = [];
   let port = 18_080;
   for (const name of STACKS) {
-    for (const part of ['store', 'consent'] as const) {
+    for (const part of PARTS) {
       let stack: BenchStack;
       if (name === 'embedded') stack = embeddedStack();
       else if (await reachable(PG_URL)) stack = await serverStack(PG_URL, REDIS_URL);
@@ -163,14 +167,16 @@ async function main(): Promise<void> {
       }
       try {
         if (part === 'store') reports.push(await benchStack(stack, port++));
-        else consentReports.push(await benchConsent(stack, port++, RESOURCES));
+        else if (part === 'consent') consentReports.push(await benchConsent(stack, port++, RESOURCES));
+        else if (part === 'exchange') exchangeReports.push(await benchExchange(stack, port++));
       } finally {
         await stack.cleanup();
       }
     }
   }
-  printReport(reports);
-  printConsentReport(consentReports);
+  if (reports.length) printReport(reports);
+  if (consentReports.length) printConsentReport(consentReports);
+  if (exchangeReports.length) printExchangeReport(exchangeReports);
 }
 
 main().catch((err) => {
