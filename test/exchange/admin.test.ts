@@ -47,7 +47,7 @@ describe(`exchange administration and observability (${stackName})`, () => {
   });
 
   it('keeps deliveries and the queue dashboard to the administrator', async () => {
-    const token = (clinic as unknown as { token: string }).token;
+    const token = await clinic.token();
     for (const path of ['/admin/deliveries', '/admin/queues', '/admin/queues/api/queues']) {
       expect((await fetch(`${stack.url}${path}`)).status, path).toBe(401);
       expect((await fetch(`${stack.url}${path}`, { headers: { authorization: `Bearer ${token}` } })).status, path).toBe(403);

@@ -6,17 +6,26 @@ export interface FhirResponse<T = any> {
   body: T;
 }
 
+/** A bearer token, or a source of current ones (a backend-services client asks again before expiry). */
+export type TokenSource = string | (() => Promise<string>);
+
 /** A small FHIR client over real HTTP, for tests. */
 export class FhirClient {
-  constructor(readonly baseUrl: string, private readonly token?: string, private readonly extraHeaders: Record<string, string> = {}) {}
+  constructor(readonly baseUrl: string, private readonly tokenSource?: TokenSource, private readonly extraHeaders: Record<string, string> = {}) {}
+
+  /** The bearer token this client sends now. */
+  async token(): Promise<string | undefined> {
+    return typeof this.tokenSource === 'function' ? this.tokenSource() : this.tokenSource;
+  }
 
   async request<T = any>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<FhirResponse<T>> {
+    const token = await this.token();
     const res = await fetch(`${this.baseUrl}${path.startsWith('/') ? path : `/fhir/${path}`}`, {
       method,
       headers: {
         accept: 'application/fhir+json',
         ...(body !== undefined ? { 'content-type': 'application/fhir+json' } : {}),
-        ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
         ...this.extraHeaders,
         ...headers,
       },
@@ -66,15 +75,25 @@ export async function organizationClient(stack: TestStack, orgId: string, scope?
   });
   const { client_id, client_secret } = (await reg.json()) as { client_id: string; client_secret: string };
   if (!client_id) throw new Error(`client registration failed: ${reg.status}`);
-  const tokenRes = await fetch(`${stack.url}/oauth2/token`, {
-    method: 'POST',
-    headers: {
-      authorization: `Basic ${Buffer.from(`${client_id}:${client_secret}`).toString('base64')}`,
-      'content-type': 'application/x-www-form-urlencoded',
-    },
-    body: new URLSearchParams({ grant_type: 'client_credentials', ...(scope ? { scope } : {}) }).toString(),
-  });
-  const token = (await tokenRes.json()) as { access_token: string };
-  if (!token.access_token) throw new Error(`token request failed: ${tokenRes.status}`);
-  return new FhirClient(stack.url, token.access_token);
+  return new FhirClient(stack.url, tokenSource(stack, client_id, client_secret, scope));
+}
+
+/** Client credentials grant, asked again 30 s before the current token expires (as a real client does). */
+export function tokenSource(stack: TestStack, clientId: string, clientSecret: string, scope?: string): () => Promise<string> {
+  let current: { token: string; renewAt: number } | undefined;
+  return async () => {
+    if (current && Date.now() < current.renewAt) return current.token;
+    const res = await fetch(`${stack.url}/oauth2/token`, {
+      method: 'POST',
+      headers: {
+        authorization: `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString('base64')}`,
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+      body: new URLSearchParams({ grant_type: 'client_credentials', ...(scope ? { scope } : {}) }).toString(),
+    });
+    const body = (await res.json()) as { access_token?: string; expires_in?: number };
+    if (!body.access_token) throw new Error(`token request failed: ${res.status}`);
+    current = { token: body.access_token, renewAt: Date.now() + ((body.expires_in ?? 60) - 30) * 1000 };
+    return current.token;
+  };
 }
