@@ -12,6 +12,7 @@ import { embeddedStack, reachable, serverStack, type BenchStack } from './stacks
 import { fmt, runPool, summarize, type Latencies } from './stats.js';
 import { validateResource } from '../src/validation/index.js';
 import { BenchClient, observationOf, patientOf } from './workload.js';
+import { bareGatewayRows, prepareGatewaySchema } from './bare-rows.js';
 import { benchConsent, printConsentReport, type ConsentReport } from './consent.js';
 import { benchExchange, printExchangeReport, type ExchangeReport } from './exchange.js';
 
@@ -29,10 +30,12 @@ interface StackReport {
   coldStartMs: number;
   createsPerSec: number;
   bareInsertsPerSec: number;
+  bareGatewayRowsPerSec: number;
   txResourcesPerSec: number;
   loaded: number;
   read: Latencies;
   searchIdentifier: Latencies;
+  searchIdentifierOneClient: Latencies;
   searchPatientObservations: Latencies;
   peakRssMb: number;
 }
@@ -54,8 +57,8 @@ async function benchStack(stack: BenchStack, port: number): Promise<StackReport>
     const createsPerSec = CREATES / created.seconds;
     log(stack, `creates: ${fmt(createsPerSec, 0)}/s (16 concurrent)`);
 
-    const bareInsertsPerSec = await bareInserts(stack, CREATES, 16);
-    log(stack, `bare pg inserts: ${fmt(bareInsertsPerSec, 0)}/s (16 concurrent)`);
+    const { bareInsertsPerSec, bareGatewayRowsPerSec } = await bareInserts(stack, CREATES, 16);
+    log(stack, `bare pg inserts: ${fmt(bareInsertsPerSec, 0)}/s one JSON row each, ${fmt(bareGatewayRowsPerSec, 0)}/s the gateway's rows each (16 concurrent)`);
 
     const txBundles = 40;
     const tx = await runPool(txBundles, 2, async (b) => {
@@ -77,20 +80,24 @@ async function benchStack(stack: BenchStack, port: number): Promise<StackReport>
 
     const pick = (i: number) => patientIds[(i * 7919) % patientIds.length];
     const read = await runPool(2000, 8, async (i) => void (await client.get(`Patient/${pick(i)}`)));
-    const byIdentifier = await runPool(2000, 8, async (i) => {
+    const searchIdentifier = async (i: number) => {
       const bundle = await client.get(`Patient?identifier=${encodeURIComponent(`urn:oid:1.2.392.100495.20.3.51.11310000099|C-${(i * 7919) % CREATES}`)}`);
       if (bundle.total !== 1) throw new Error(`identifier search found ${bundle.total}`);
-    });
+    };
+    const byIdentifier = await runPool(2000, 8, searchIdentifier);
+    const byIdentifierOneClient = await runPool(1000, 1, searchIdentifier);
     const byPatient = await runPool(1000, 8, async (i) => void (await client.get(`Observation?patient=${pick(i)}&_count=20`)));
     const report: StackReport = {
       stack: stack.name,
       coldStartMs: gateway.coldStartMs,
       createsPerSec,
       bareInsertsPerSec,
+      bareGatewayRowsPerSec,
       txResourcesPerSec,
       loaded,
       read: summarize(read.latencies),
       searchIdentifier: summarize(byIdentifier.latencies),
+      searchIdentifierOneClient: summarize(byIdentifierOneClient.latencies),
       searchPatientObservations: summarize(byPatient.latencies),
       peakRssMb: gateway.peakRssMb(),
     };
@@ -100,8 +107,11 @@ async function benchStack(stack: BenchStack, port: number): Promise<StackReport>
   }
 }
 
-/** The baseline: the same Patient JSON inserted with plain `pg`, one autocommit INSERT each. */
-async function bareInserts(stack: BenchStack, total: number, concurrency: number): Promise<number> {
+/**
+ * The baselines, on a second store of the same kind: the same Patient JSON as one autocommit INSERT into
+ * a one-table schema, and the rows the gateway commits for it (bench/bare-rows.ts) in its own schema.
+ */
+async function bareInserts(stack: BenchStack, total: number, concurrency: number): Promise<{ bareInsertsPerSec: number; bareGatewayRowsPerSec: number }> {
   const target = await stack.bareUrl();
   const pool = new pg.Pool({ connectionString: target.url, max: concurrency });
   try {
@@ -113,7 +123,9 @@ async function bareInserts(stack: BenchStack, total: number, concurrency: number
     const { seconds } = await runPool(total, concurrency, async () => {
       await pool.query('INSERT INTO bench_bare (id, content) VALUES ($1, $2)', [randomUUID(), json]);
     });
-    return total / seconds;
+    await prepareGatewaySchema(target.url);
+    const bareGatewayRowsPerSec = await bareGatewayRows(target.url, total, WARM_UP, concurrency);
+    return { bareInsertsPerSec: total / seconds, bareGatewayRowsPerSec };
   } finally {
     await pool.end();
     await target.close();
@@ -130,13 +142,16 @@ function printReport(reports: StackReport[]): void {
   const row = (label: string, f: (r: StackReport) => string) => console.log(`| ${label} | ${reports.map(f).join(' | ')} |`);
   row('cold start (ms)', (r) => fmt(r.coldStartMs, 0));
   row('creates/s, 16 concurrent', (r) => fmt(r.createsPerSec, 0));
-  row('bare pg inserts/s (baseline)', (r) => fmt(r.bareInsertsPerSec, 0));
-  row('creates ÷ bare inserts', (r) => `${fmt((100 * r.createsPerSec) / r.bareInsertsPerSec, 0)} %`);
+  row("bare pg: the gateway's rows of a create, one transaction each (baseline)", (r) => fmt(r.bareGatewayRowsPerSec, 0));
+  row("creates ÷ bare gateway rows", (r) => `${fmt((100 * r.createsPerSec) / r.bareGatewayRowsPerSec, 0)} %`);
+  row('bare pg: one JSON row per create', (r) => fmt(r.bareInsertsPerSec, 0));
+  row('creates ÷ bare JSON rows', (r) => `${fmt((100 * r.createsPerSec) / r.bareInsertsPerSec, 0)} %`);
   row('resources/s in 100-entry transactions', (r) => fmt(r.txResourcesPerSec, 0));
   row('resources loaded', (r) => String(r.loaded));
-  row('read p50 / p99 (ms)', (r) => `${fmt(r.read.p50)} / ${fmt(r.read.p99)}`);
-  row('search by identifier p50 / p99 (ms)', (r) => `${fmt(r.searchIdentifier.p50)} / ${fmt(r.searchIdentifier.p99)}`);
-  row("search a patient's Observations p50 / p99 (ms)", (r) => `${fmt(r.searchPatientObservations.p50)} / ${fmt(r.searchPatientObservations.p99)}`);
+  row('read p50 / p99 (ms), 8 concurrent', (r) => `${fmt(r.read.p50)} / ${fmt(r.read.p99)}`);
+  row('search by identifier p50 / p99 (ms), 8 concurrent', (r) => `${fmt(r.searchIdentifier.p50)} / ${fmt(r.searchIdentifier.p99)}`);
+  row('search by identifier, one client at a time, p50 / p99 (ms)', (r) => `${fmt(r.searchIdentifierOneClient.p50)} / ${fmt(r.searchIdentifierOneClient.p99)}`);
+  row("search a patient's Observations p50 / p99 (ms), 8 concurrent", (r) => `${fmt(r.searchPatientObservations.p50)} / ${fmt(r.searchPatientObservations.p99)}`);
   row('gateway peak RSS (MB)', (r) => fmt(r.peakRssMb, 0));
 }
 
