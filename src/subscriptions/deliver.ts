@@ -9,7 +9,7 @@ import type { Database } from '../store/db.js';
 import { notificationAudit } from './audit.js';
 import { hostOf } from './endpoint-policy.js';
 import { notificationMessage, type StatusFacts } from './notification.js';
-import { EVENT_NUMBER_HEADER, IDEMPOTENCY_HEADER, idempotencyKey, sign, SIGNATURE_HEADER, SUBSCRIPTION_HEADER } from './signature.js';
+import { EVENT_NUMBER_HEADER, IDEMPOTENCY_HEADER, idempotencyKey, sign, SIGNATURE_HEADER, SUBSCRIPTION_HEADER, TIMESTAMP_HEADER } from './signature.js';
 import type { SubscriptionSpec } from './spec.js';
 import type { SpecCache } from './state.js';
 import { DeliveryFailure, type WebhookClient } from './webhook-client.js';
@@ -128,13 +128,18 @@ function statusFacts(spec: SubscriptionSpec, row: DeliveryRow, baseUrl?: string)
 function signedHeaders(spec: SubscriptionSpec, row: DeliveryRow, body: string): Record<string, string> {
   const headers: Record<string, string> = {};
   for (const [name, value] of spec.headers) headers[name] = value;
-  headers[IDEMPOTENCY_HEADER] = idempotencyKey({
+  const key = idempotencyKey({
     subscriptionId: row.subscription_id, kind: row.kind, id: row.id,
     resourceType: row.resource_type, resourceId: row.resource_id, versionId: row.version_id,
   });
+  headers[IDEMPOTENCY_HEADER] = key;
   headers[SUBSCRIPTION_HEADER] = `Subscription/${row.subscription_id}`;
   if (row.event_number) headers[EVENT_NUMBER_HEADER] = String(row.event_number);
-  if (spec.secret) headers[SIGNATURE_HEADER] = sign(spec.secret, body);
+  if (spec.secret) {
+    const timestamp = String(Math.floor(Date.now() / 1000));
+    headers[TIMESTAMP_HEADER] = timestamp;
+    headers[SIGNATURE_HEADER] = sign(spec.secret, { timestamp, idempotencyKey: key, body });
+  }
   return headers;
 }
 

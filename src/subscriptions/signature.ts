@@ -1,24 +1,42 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
 /**
- * Every notification is signed: `X-Renkei-Signature: sha256=<hex>` is the HMAC-SHA256 of the exact
- * request body (empty for a body-less notification) under the Subscription's secret (extension
- * http://renkei.jp/fhir/StructureDefinition/subscription-secret). `X-Renkei-Idempotency-Key` is the same
- * for every attempt of one notification, so a receiver drops what it has already applied.
+ * Every notification is signed: `X-Renkei-Signature: sha256=<hex>` is the HMAC-SHA256, under the
+ * Subscription's secret (extension http://renkei.jp/fhir/StructureDefinition/subscription-secret), of
+ * `<X-Renkei-Timestamp>.<X-Renkei-Idempotency-Key>.<exact body>` (the body is empty for a body-less
+ * notification). The timestamp (Unix seconds of the attempt) lets a receiver refuse a replayed request,
+ * and the key binds a body-less signature to one notification. The key is the same for every attempt of
+ * one notification, so a receiver drops what it has already applied.
  */
 export const SIGNATURE_HEADER = 'X-Renkei-Signature';
+export const TIMESTAMP_HEADER = 'X-Renkei-Timestamp';
 export const IDEMPOTENCY_HEADER = 'X-Renkei-Idempotency-Key';
 export const SUBSCRIPTION_HEADER = 'X-Renkei-Subscription';
 export const EVENT_NUMBER_HEADER = 'X-Renkei-Event-Number';
 
-export function sign(secret: string, body: string): string {
-  return `sha256=${createHmac('sha256', secret).update(body, 'utf8').digest('hex')}`;
+/** What is signed: the timestamp, the idempotency key and the body. */
+export interface SignedParts {
+  timestamp: string;
+  idempotencyKey: string;
+  body: string | Buffer;
 }
 
-/** What a receiver does: recompute and compare in constant time. */
-export function verifySignature(secret: string, body: string | Buffer, header: string | undefined): boolean {
-  if (!header?.startsWith('sha256=')) return false;
-  const expected = Buffer.from(createHmac('sha256', secret).update(body).digest('hex'));
+function hmac(secret: string, { timestamp, idempotencyKey, body }: SignedParts): string {
+  return createHmac('sha256', secret).update(`${timestamp}.${idempotencyKey}.`, 'utf8').update(body).digest('hex');
+}
+
+export function sign(secret: string, parts: SignedParts): string {
+  return `sha256=${hmac(secret, parts)}`;
+}
+
+/**
+ * What a receiver does: refuse a timestamp further than `toleranceSeconds` from its clock, recompute
+ * and compare in constant time.
+ */
+export function verifySignature(secret: string, parts: SignedParts, header: string | undefined, toleranceSeconds = 300, now = Date.now()): boolean {
+  if (!header?.startsWith('sha256=') || !/^\d{1,12}$/.test(parts.timestamp)) return false;
+  if (Math.abs(now / 1000 - Number(parts.timestamp)) > toleranceSeconds) return false;
+  const expected = Buffer.from(hmac(secret, parts));
   const given = Buffer.from(header.slice('sha256='.length));
   return given.length === expected.length && timingSafeEqual(given, expected);
 }

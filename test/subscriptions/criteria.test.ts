@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { verifySignature } from '../../src/subscriptions/signature.js';
+import { verifySignature, type SignedParts } from '../../src/subscriptions/signature.js';
 import { organizationClient, type FhirClient } from '../support/fhir-client.js';
 import { bodyTemperature, medicationRequest, patient } from '../support/resources.js';
 import { stackName, startTestStack, type TestStack } from '../support/stack.js';
@@ -40,9 +40,13 @@ describe(`R4 criteria-based subscriptions (${stackName})`, () => {
     expect(JSON.parse(request.body)).toMatchObject({ resourceType: 'MedicationRequest', id: med.id, meta: { versionId: '1' } });
     expect(request.headers.authorization).toBe('Bearer network-token');
     expect(request.headers['x-renkei-idempotency-key']).toBe(`Subscription/${sub.id}/MedicationRequest/${med.id}/_history/1`);
-    expect(verifySignature(secret, request.body, request.headers['x-renkei-signature'] as string)).toBe(true);
-    expect(verifySignature(secret, request.body.replace('active', 'stopped'), request.headers['x-renkei-signature'] as string)).toBe(false);
-    expect(verifySignature('another-secret-of-enough-length', request.body, request.headers['x-renkei-signature'] as string)).toBe(false);
+    const parts = signedParts(request);
+    const signature = request.headers['x-renkei-signature'] as string;
+    expect(verifySignature(secret, parts, signature)).toBe(true);
+    expect(verifySignature(secret, { ...parts, body: request.body.replace('active', 'stopped') }, signature)).toBe(false);
+    expect(verifySignature(secret, { ...parts, idempotencyKey: `${parts.idempotencyKey}x` }, signature)).toBe(false);
+    expect(verifySignature('another-secret-of-enough-length', parts, signature)).toBe(false);
+    expect(verifySignature(secret, parts, signature, 300, Date.now() + 600_000), 'a replay ten minutes later').toBe(false);
   });
 
   it('sends an empty signed POST to the endpoint when the subscription has no payload', async () => {
@@ -54,7 +58,14 @@ describe(`R4 criteria-based subscriptions (${stackName})`, () => {
     const [request] = receiver.applied;
     expect([request.method, request.path, request.body]).toEqual(['POST', '/ping', '']);
     expect(secretOf(sub)).toBe('a-subscriber-chosen-secret');
-    expect(verifySignature('a-subscriber-chosen-secret', '', request.headers['x-renkei-signature'] as string)).toBe(true);
+    const signature = request.headers['x-renkei-signature'] as string;
+    expect(verifySignature('a-subscriber-chosen-secret', signedParts(request), signature)).toBe(true);
+    // A body-less signature is bound to its notification: it does not verify another one's key.
+    await clinic.post('Observation', bodyTemperature(patientId, 37.4, '2026-11-20T09:00:00+09:00'));
+    await receiver.waitUntil(() => receiver.applied.length === 2);
+    const second = receiver.applied[1];
+    expect(second.headers['x-renkei-idempotency-key']).not.toBe(request.headers['x-renkei-idempotency-key']);
+    expect(verifySignature('a-subscriber-chosen-secret', { ...signedParts(second), timestamp: signedParts(request).timestamp }, signature)).toBe(false);
   });
 
   it('notifies only the changes its criteria match', async () => {
@@ -129,3 +140,12 @@ describe(`R4 criteria-based subscriptions (${stackName})`, () => {
     expect(failed.error).toContain('Endpoint refused');
   });
 });
+
+/** The signed parts of a received notification, as a receiver reads them from the request. */
+function signedParts(request: { headers: Record<string, string | string[] | undefined>; body: string }): SignedParts {
+  return {
+    timestamp: String(request.headers['x-renkei-timestamp']),
+    idempotencyKey: String(request.headers['x-renkei-idempotency-key']),
+    body: request.body,
+  };
+}
