@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { exchangeSettings, type ExchangeSettings } from './exchange/settings.js';
+import { exchangeSettings, onOff, type ExchangeSettings } from './exchange/settings.js';
 
 /** Settings read from the environment; see the README's "Settings" table. */
 export interface Config {
@@ -49,7 +49,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisUrl: env.REDIS_URL || undefined,
     adminToken: env.RENKEI_ADMIN_TOKEN || undefined,
     mllpPort: intSetting(env, 'MLLP_PORT', 2575),
-    allowPrivateEndpoints: env.RENKEI_ALLOW_PRIVATE_ENDPOINTS === 'true',
+    allowPrivateEndpoints: onOff(env, 'RENKEI_ALLOW_PRIVATE_ENDPOINTS', false),
     logLevel: env.LOG_LEVEL || 'info',
     baseUrl: env.RENKEI_BASE_URL?.replace(/\/$/, '') || undefined,
     maxBodyBytes: byteSetting(env, 'RENKEI_MAX_BODY', 16 * 1024 * 1024),

@@ -32,7 +32,8 @@ function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 0): n
   return value;
 }
 
-function onOff(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+/** An on/off setting: on, true, 1, yes or off, false, 0, no; anything else is refused at start. */
+export function onOff(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
   const raw = env[name]?.trim().toLowerCase();
   if (!raw) return fallback;
   if (['on', 'true', '1', 'yes'].includes(raw)) return true;
