@@ -4,6 +4,6 @@ COPY . .
 # install builds (prepare: schema validators + TypeScript), then drops the build-only packages
 RUN npm install --no-audit --no-fund && npm prune --omit=dev
 ENV NODE_ENV=production PORT=8080
-EXPOSE 8080 2575
+EXPOSE 8080 2575 8081
 USER node
 CMD ["node", "dist/src/main.js", "serve"]

@@ -3,9 +3,11 @@ import express, { type ErrorRequestHandler, type RequestHandler } from 'express'
 import { authRoutes } from './auth/routes.js';
 import { exchangeAdminRoutes } from './exchange/admin-routes.js';
 import { fhirRouter } from './fhir/router.js';
+import { ingestRoutes } from './ingest/routes.js';
 import { FhirError, operationOutcome } from './fhir/outcome.js';
 import { log } from './logger.js';
-import { httpDuration, httpRequests, registry } from './metrics.js';
+import { httpDuration, httpRequests } from './metrics.js';
+import { operationsRoutes } from './operations.js';
 import type { Services } from './services.js';
 import { subscriptionOperations } from './subscriptions/operations.js';
 
@@ -17,17 +19,11 @@ export function createApp(services: Services): express.Express {
   app.use(requestMetrics);
   app.use(compression());
 
-  app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
-  app.get('/readyz', async (_req, res) => {
-    const checks = await services.readiness();
-    res.status(Object.values(checks).every((c) => c === 'ok') ? 200 : 503).json(checks);
-  });
-  app.get('/metrics', async (_req, res) => {
-    res.type(registry.contentType).send(await registry.metrics());
-  });
+  app.use(operationsRoutes(services));
 
   app.use(authRoutes(services));
   app.use(exchangeAdminRoutes(services));
+  app.use(ingestRoutes(services));
   app.use('/fhir', subscriptionOperations(services));
   app.use('/fhir', fhirRouter(services));
   app.use((req, _res, next) => next(new FhirError(404, { code: 'not-found', diagnostics: `No route for ${req.method} ${req.path}` })));

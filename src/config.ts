@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { exchangeSettings, onOff, type ExchangeSettings } from './exchange/settings.js';
+import { ingestSettings, type IngestSettings } from './ingest/settings.js';
 
 /** Settings read from the environment; see the README's "Settings" table. */
 export interface Config {
@@ -10,6 +11,8 @@ export interface Config {
   redisUrl?: string;
   adminToken?: string;
   mllpPort: number;
+  /** `renkei worker`'s own listener for /healthz, /readyz and /metrics. */
+  workerPort: number;
   allowPrivateEndpoints: boolean;
   logLevel: string;
   /** Public base URL of the FHIR endpoint, used in links (defaults to the request's own host). */
@@ -20,6 +23,8 @@ export interface Config {
   dbPoolSize: number;
   /** Queues, relay, workers and notification delivery. */
   exchange: ExchangeSettings;
+  /** MLLP frame limit and message-store retention. */
+  ingest: IngestSettings;
 }
 
 function intSetting(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -49,6 +54,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisUrl: env.REDIS_URL || undefined,
     adminToken: env.RENKEI_ADMIN_TOKEN || undefined,
     mllpPort: intSetting(env, 'MLLP_PORT', 2575),
+    workerPort: intSetting(env, 'RENKEI_WORKER_PORT', 8081),
     allowPrivateEndpoints: onOff(env, 'RENKEI_ALLOW_PRIVATE_ENDPOINTS', false),
     logLevel: env.LOG_LEVEL || 'info',
     baseUrl: env.RENKEI_BASE_URL?.replace(/\/$/, '') || undefined,
@@ -56,5 +62,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tokenLifetimeSeconds: Math.min(tokenLifetime, 300),
     dbPoolSize: intSetting(env, 'RENKEI_DB_POOL', 16),
     exchange: exchangeSettings(env),
+    ingest: ingestSettings(env),
   };
 }

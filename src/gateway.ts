@@ -6,6 +6,8 @@ import { sealAuditChain } from './audit/chain.js';
 import { buildAuthServices } from './auth/index.js';
 import type { Config } from './config.js';
 import { Exchange } from './exchange/engine.js';
+import { startMllpListener, type MllpListener } from './ingest/mllp.js';
+import { startMessagePruner } from './ingest/pruner.js';
 import { log } from './logger.js';
 import type { Services } from './services.js';
 import { openDatabase } from './store/db.js';
@@ -16,6 +18,8 @@ export interface Gateway {
   services: Services;
   server: http.Server;
   url: string;
+  /** The HL7 v2 MLLP listener (MLLP_PORT). */
+  mllp: MllpListener;
   close(): Promise<void>;
 }
 
@@ -56,6 +60,11 @@ export async function startGateway(config: Config): Promise<Gateway> {
   const { port } = server.address() as AddressInfo;
   const url = `http://127.0.0.1:${port}`;
   log.info({ port, embedded: services.db.embedded }, 'gateway listening');
+  const mllp = await startMllpListener(services, config.mllpPort).catch(async (err: Error) => {
+    await new Promise((resolve) => server.close(resolve));
+    throw err;
+  });
+  const pruner = startMessagePruner(services);
   const sealer = setInterval(() => {
     sealAuditChain(services.db).catch((err: Error) => log.error({ err: err.message }, 'audit chain sealing failed'));
   }, SEAL_INTERVAL_MS);
@@ -65,10 +74,12 @@ export async function startGateway(config: Config): Promise<Gateway> {
     services,
     server,
     url,
+    mllp,
     close: () =>
       (closing ??= (async () => {
-        await drain(server);
+        await Promise.all([drain(server), mllp.close()]);
         clearInterval(sealer);
+        pruner.stop();
         await services.exchange.close();
         await services.audit.flush();
         await sealAuditChain(services.db).catch((err: Error) => log.error({ err: err.message }, 'audit chain sealing failed'));

@@ -7,7 +7,6 @@ import { ERROR_CODES, rejected, type Hl7Error } from './hl7v2/errors.js';
 import { receiveHl7, type Hl7Outcome, type IngestSender } from './hl7-intake.js';
 import { frame, MllpDecoder, type FrameEvent } from './mllp-framing.js';
 import { findMllpSender, type MllpSender } from './mllp-senders.js';
-import { ingestSettings } from './settings.js';
 
 /**
  * The MLLP listener: HL7 v2 over TCP, several messages per connection, each acknowledged in order with
@@ -31,7 +30,7 @@ export interface MllpOptions {
 const CLOSE_DEADLINE_MS = 10_000;
 
 export async function startMllpListener(services: Services, port: number, options: MllpOptions = {}): Promise<MllpListener> {
-  const maxFrameBytes = options.maxFrameBytes ?? ingestSettings().mllpMaxFrameBytes;
+  const maxFrameBytes = options.maxFrameBytes ?? services.config.ingest.mllpMaxFrameBytes;
   const connections = new Set<MllpConnection>();
   const server = net.createServer((socket) => {
     const connection = new MllpConnection(socket, services, maxFrameBytes, options.idleTimeoutMs ?? 600_000);

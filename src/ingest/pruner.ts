@@ -1,13 +1,12 @@
 import { log } from '../logger.js';
 import type { Services } from '../services.js';
 import { pruneMessages } from './message-store.js';
-import { ingestSettings } from './settings.js';
 
 const DAY_MS = 24 * 3600_000;
 const PRUNE_INTERVAL_MS = 3600_000;
 
 /** Deletes messages older than the retention period once; returns how many went. */
-export async function pruneOnce(services: Services, retentionDays = ingestSettings().retentionDays, now = new Date()): Promise<number> {
+export async function pruneOnce(services: Services, retentionDays = services.config.ingest.retentionDays, now = new Date()): Promise<number> {
   if (retentionDays <= 0) return 0;
   const removed = await pruneMessages(services.db, new Date(now.getTime() - retentionDays * DAY_MS));
   if (removed) log.info({ removed, retentionDays }, 'message store pruned');
@@ -15,7 +14,7 @@ export async function pruneOnce(services: Services, retentionDays = ingestSettin
 }
 
 /** Prunes the message store now and every hour (RENKEI_MESSAGE_RETENTION_DAYS); stop() ends it. */
-export function startMessagePruner(services: Services, retentionDays = ingestSettings().retentionDays): { stop(): void } {
+export function startMessagePruner(services: Services, retentionDays = services.config.ingest.retentionDays): { stop(): void } {
   const run = () => void pruneOnce(services, retentionDays).catch((err: Error) => log.warn({ err: err.message }, 'message store pruning failed'));
   run();
   const timer = setInterval(run, PRUNE_INTERVAL_MS);

@@ -53,6 +53,12 @@ describe(`faults: crashed processes (${stackName})`, () => {
     expect(receiver.applied).toHaveLength(1);
     const admin = servers ? api.stack! : restarted.stack!;
     await eventually(async () => (await adminDeliveries(admin, 'status=delivered')).total === 1, 'the delivery to be settled', 30_000);
+    if (servers) {
+      // A worker answers health checks and exposes the delivery metrics that only workers count.
+      expect(await (await fetch(`${restarted.operationsUrl}/readyz`)).json()).toEqual({ store: 'ok', queue: 'ok' });
+      const metrics = await (await fetch(`${restarted.operationsUrl}/metrics`)).text();
+      expect(metrics).toMatch(/renkei_deliveries_total\{[^}]*\} 1/);
+    }
   });
 
   it('sends a change committed just before the gateway died: the relay picks it up after the restart', async () => {

@@ -40,6 +40,8 @@ async function adminQuery(url: string, sql: string): Promise<void> {
 export class RenkeiProcess {
   /** For serve: where it listens, in the shape the FHIR test client takes. */
   stack?: TestStack;
+  /** For worker: its /healthz, /readyz and /metrics listener. */
+  operationsUrl?: string;
   private readonly exited: Promise<void>;
   private readonly lines: string[] = [];
 
@@ -60,12 +62,13 @@ export class RenkeiProcess {
       cwd: ROOT,
       env: {
         ...process.env, PORT: '0', HOST: '127.0.0.1', RENKEI_ADMIN_TOKEN: ADMIN_TOKEN, RENKEI_ALLOW_PRIVATE_ENDPOINTS: 'true',
-        MLLP_PORT: '0', ...env, LOG_LEVEL: 'info',
+        MLLP_PORT: '0', RENKEI_WORKER_PORT: '0', ...env, LOG_LEVEL: 'info',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const proc = new RenkeiProcess(child);
     const ready = await proc.logged(command === 'serve' ? 'gateway listening' : 'worker ready', 60_000);
+    if (command === 'worker') proc.operationsUrl = `http://127.0.0.1:${(await proc.logged('worker operations listening')).port}`;
     if (command === 'serve') {
       const url = `http://127.0.0.1:${ready.port}`;
       proc.stack = { url, gateway: undefined as never, config: undefined as never, stop: async () => {} };

@@ -72,6 +72,16 @@ describe(`HL7 v2 over MLLP (${stackName})`, () => {
     expect(orders.body.entry[0].resource.meta.tag).toContainEqual(expect.objectContaining({ code: 'Organization/clinic-midori' }));
   });
 
+  it('is served by the gateway itself on MLLP_PORT, next to POST /ingest/hl7v2 on its HTTP port', async () => {
+    expect(stack.gateway.mllp.port).toBeGreaterThan(0);
+    const client = await MllpClient.connect(stack.gateway.mllp.port);
+    client.send(utf8('OWN-LISTENER-1'));
+    const [ack] = (await client.receive(1)).map((a) => ackOf(ackText(a)));
+    expect([ack.code, ack.control]).toEqual(['AA', 'OWN-LISTENER-1']);
+    client.close();
+    expect((await fetch(`${stack.url}/ingest/hl7v2`, { method: 'POST', body: 'MSH|' })).status).toBe(401);
+  });
+
   it('reads frames split across packets and several frames in one packet', async () => {
     const client = await MllpClient.connect(mllp.port);
     const bytes = Buffer.concat([frame(utf8('SPLIT-1')), frame(utf8('SPLIT-2'))]);

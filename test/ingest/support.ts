@@ -1,37 +1,16 @@
-import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
-import express from 'express';
-import { errorHandler } from '../../src/app.js';
-import { ingestRoutes } from '../../src/ingest/routes.js';
 import { startMllpListener, type MllpListener } from '../../src/ingest/mllp.js';
 import { frame, MllpDecoder } from '../../src/ingest/mllp-framing.js';
 import { ADMIN_TOKEN, type TestStack } from '../support/stack.js';
 
-/**
- * The ingest endpoints of a test stack, over real HTTP: the gateway's own server when it mounts them,
- * otherwise a server on the same services (the same store) serving them, so the suite runs either way.
- */
+/** The ingest endpoints of a test stack: the gateway's own HTTP server. */
 export interface IngestEndpoints {
   url: string;
   close(): Promise<void>;
 }
 
 export async function ingestEndpoints(stack: TestStack): Promise<IngestEndpoints> {
-  const probe = await fetch(`${stack.url}/ingest/hl7v2`, { method: 'POST', body: 'x' });
-  if (probe.status === 401) return { url: stack.url, close: async () => {} };
-  const app = express();
-  app.use(ingestRoutes(stack.gateway.services));
-  app.use(errorHandler);
-  const server = http.createServer(app);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
-  };
+  return { url: stack.url, close: async () => {} };
 }
 
 export async function startMllp(stack: TestStack, options: { maxFrameBytes?: number } = {}): Promise<MllpListener> {

@@ -75,7 +75,9 @@ export async function organizationClient(stack: TestStack, orgId: string, scope?
   });
   const { client_id, client_secret } = (await reg.json()) as { client_id: string; client_secret: string };
   if (!client_id) throw new Error(`client registration failed: ${reg.status}`);
-  return new FhirClient(stack.url, tokenSource(stack, client_id, client_secret, scope));
+  const tokens = tokenSource(stack, client_id, client_secret, scope);
+  await tokens(); // the first token now: a request made later starts at once
+  return new FhirClient(stack.url, tokens);
 }
 
 /** Client credentials grant, asked again 30 s before the current token expires (as a real client does). */

@@ -27,6 +27,7 @@ export async function startTestStack(overrides: Record<string, string> = {}): Pr
     ...process.env,
     PORT: '0',
     HOST: '127.0.0.1',
+    MLLP_PORT: '0',
     RENKEI_ADMIN_TOKEN: ADMIN_TOKEN,
     RENKEI_ALLOW_PRIVATE_ENDPOINTS: 'true',
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
