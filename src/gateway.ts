@@ -6,6 +6,7 @@ import { sealAuditChain } from './audit/chain.js';
 import { buildAuthServices } from './auth/index.js';
 import type { Config } from './config.js';
 import { Exchange } from './exchange/engine.js';
+import { mappings } from './ingest/mappings.js';
 import { startMllpListener, type MllpListener } from './ingest/mllp.js';
 import { startMessagePruner } from './ingest/pruner.js';
 import { log } from './logger.js';
@@ -48,6 +49,7 @@ export async function buildServices(config: Config): Promise<Services> {
 
 /** Opens the store, serves the API and returns a handle that drains requests on close. */
 export async function startGateway(config: Config): Promise<Gateway> {
+  mappings(); // a broken mapping file stops the start, rather than failing messages one by one
   const services = await buildServices(config);
   if (config.exchange.workers) await services.exchange.startWorkers();
   const app = createApp(services);
