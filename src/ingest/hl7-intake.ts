@@ -71,7 +71,7 @@ export async function receiveHl7(services: Services, bytes: Uint8Array, sender: 
     const earlier = await findApplied(db, sender.organizationId, 'hl7v2', facts.controlId);
     if (earlier && earlier.id !== messageId) return await duplicate(services, header, messageId, earlier.id);
 
-    const senderFacts = await loadSenderFacts(services, sender.organizationId, facts.sendingFacility);
+    const senderFacts = await loadSenderFacts(services, sender.organizationId);
     const output = mapMessage(read, senderFacts, mappings());
     const applied = await db.transaction(async (tx) => {
       await claimApplied(tx, messageId, facts.type, facts.timeValue);

@@ -6,8 +6,9 @@ import { ADMIN_VIEWER } from '../store/access.js';
  * Who sent a message, as the mappings need it: the sender's Organization and the identifiers it issues.
  * A clinic's patient ids live under `urn:oid:1.2.392.100495.20.3.51.1` + its 10-digit 医療機関コード and
  * its staff ids under `…41.1` + the code (JP Core); a care provider's resident ids under the gateway's
- * `NamingSystem/resident-id/<事業所番号>`. An Organization registered without either number falls back to
- * the gateway's per-Organization systems (never to an id someone else could claim).
+ * `NamingSystem/resident-id/<事業所番号>`. Only the numbers registered on the sender's Organization count
+ * (never MSH-4, which any sender could set); an Organization registered without either falls back to the
+ * gateway's per-Organization systems (never to an id someone else could claim).
  */
 
 export const MEDICAL_INSTITUTION_NO = 'http://jpfhir.jp/fhir/core/IdSystem/insurance-medical-institution-no';
@@ -29,10 +30,10 @@ export interface SenderFacts {
   practitionerIdSystem: string;
 }
 
-export function senderFactsOf(organizationId: string, organization?: Organization, facilityHint?: string): SenderFacts {
+export function senderFactsOf(organizationId: string, organization?: Organization): SenderFacts {
   const ids = organization?.identifier ?? [];
   const find = (...systems: string[]) => ids.find((i) => i.system && systems.includes(i.system) && /^\d{10}$/.test(i.value ?? ''))?.value;
-  const medical = find(MEDICAL_INSTITUTION_NO, MEDICAL_INSTITUTION_OID) ?? (facilityHint && /^\d{10}$/.test(facilityHint) ? facilityHint : undefined);
+  const medical = find(MEDICAL_INSTITUTION_NO, MEDICAL_INSTITUTION_OID);
   const care = find(CARE_PROVIDER_NO);
   return {
     organizationId,
@@ -45,10 +46,10 @@ export function senderFactsOf(organizationId: string, organization?: Organizatio
 }
 
 /** Reads the sender's Organization (directory data) and derives its facts. */
-export async function loadSenderFacts(services: Services, organizationId: string, facilityHint?: string): Promise<SenderFacts> {
+export async function loadSenderFacts(services: Services, organizationId: string): Promise<SenderFacts> {
   const stored = await services.repo.read('Organization', organizationId, ADMIN_VIEWER);
   const organization = stored && !stored.deleted && stored.json ? (JSON.parse(stored.json) as Organization) : undefined;
-  return senderFactsOf(organizationId, organization, facilityHint);
+  return senderFactsOf(organizationId, organization);
 }
 
 export function senderVariables(sender: SenderFacts): Record<string, string> {

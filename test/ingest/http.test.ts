@@ -53,6 +53,18 @@ describe(`HL7 v2 over HTTP (${stackName})`, () => {
     expect(allergies.body.entry[0].resource.code.text).toBe('ペニシリン系');
   });
 
+  it('takes the patient id namespace from the registered Organization, never from MSH-4', async () => {
+    expect((await adminClient(stack).put('Organization/clinic-unnumbered', { resourceType: 'Organization', id: 'clinic-unnumbered', name: '番号未登録診療所' })).status).toBe(201);
+    const { token: unnumbered } = await registerClient(stack, 'clinic-unnumbered');
+    // MSH-4 claims clinic-midori's 医療機関コード; the sender has none registered.
+    const claim = utf8(MSH('NS-1', 'ADT^A08^ADT_A01', '20261201090000').replace('|MIDORI|', '|1310000099|'), PID);
+    expect(ackOf((await send(claim, unnumbered)).text).code).toBe('AA');
+    const own = new FhirClient(stack.url, unnumbered);
+    const [patient] = (await own.get('Patient')).body.entry.map((e: any) => e.resource);
+    expect(patient.identifier[0].system).toBe('http://renkei.jp/fhir/NamingSystem/local-patient-id/clinic-unnumbered');
+    expect((await own.get(`Patient?identifier=${encodeURIComponent(PATIENT_SYSTEM)}|0000120034`)).body.total).toBe(0);
+  });
+
   it('RDE^O11 NW then DC: the same MedicationRequest becomes stopped; an older NW arriving later changes nothing', async () => {
     expect(ackOf((await send(golden('fixture-rde-o11-two-drugs.iso2022jp.hl7'))).text).code).toBe('AA');
     const before = await fhir.get(`MedicationRequest?subject=Patient/${await patientId()}`);
