@@ -5,7 +5,7 @@ import type { MappingIssue } from '../mapping/engine.js';
 import type { Services } from '../services.js';
 import { applyMapped, ApplyError } from './apply.js';
 import { ackHeaderOf, buildAck, fallbackAckHeader, type Ack, type AckHeader } from './hl7v2/ack.js';
-import { ERROR_CODES, Hl7Error, type Hl7Problem } from './hl7v2/errors.js';
+import { ERROR_CODES, Hl7Error, rejected, type Hl7Problem } from './hl7v2/errors.js';
 import { mapMessage, readMessage } from './hl7v2/pipeline.js';
 import { mappings } from './mappings.js';
 import {
@@ -68,6 +68,7 @@ export async function receiveHl7(services: Services, bytes: Uint8Array, sender: 
     header = ackHeaderOf(read.message, read.decoded.charset, read.decoded.declared);
     const { facts } = read;
     const messageId = await keep({ controlId: facts.controlId, messageType: facts.type, messageTime: facts.timeValue });
+    refuseProcessingId(services, facts.processingId);
     const earlier = await findApplied(db, sender.organizationId, 'hl7v2', facts.controlId);
     if (earlier && earlier.id !== messageId) return await duplicate(services, header, messageId, earlier.id);
 
@@ -93,6 +94,14 @@ export async function receiveHl7(services: Services, bytes: Uint8Array, sender: 
     }
     return refuse(services, header, err, keep);
   }
+}
+
+/** MSH-11: a training (T) or debugging (D) message never reaches live data unless this gateway takes them. */
+function refuseProcessingId(services: Services, processingId: string): void {
+  const accepted = services.config.ingest.processingIds;
+  if (accepted.includes(processingId)) return;
+  throw rejected({ segment: 'MSH', sequence: 1, field: 11 }, ERROR_CODES.unsupportedProcessingId,
+    `MSH-11 processing id "${processingId}" is not applied by this gateway (it takes ${accepted.join(', ')}) / この処理IDのメッセージは受け付けていません`);
 }
 
 async function duplicate(services: Services, header: AckHeader, id: number, originalId: number | undefined): Promise<Hl7Outcome> {

@@ -53,6 +53,17 @@ describe(`HL7 v2 over HTTP (${stackName})`, () => {
     expect(allergies.body.entry[0].resource.code.text).toBe('ペニシリン系');
   });
 
+  it('refuses training and debugging messages (MSH-11 T, D) with AR 202, keeping them out of live data', async () => {
+    const training = utf8(MSH('TRAIN-1', 'ADT^A08^ADT_A01', '20261201090000').replace('|P|2.5|', '|T|2.5|'),
+      PID.replace('0000120034', '0000999001'));
+    const res = await send(training);
+    const ack = ackOf(res.text);
+    expect([res.status, ack.code]).toEqual([400, 'AR']);
+    expect(ack.errors[0]).toContain('MSH^1^11');
+    expect(ack.errors[0]).toContain('202');
+    expect((await fhir.get(`Patient?identifier=${encodeURIComponent(PATIENT_SYSTEM)}|0000999001`)).body.total).toBe(0);
+  });
+
   it('takes the patient id namespace from the registered Organization, never from MSH-4', async () => {
     expect((await adminClient(stack).put('Organization/clinic-unnumbered', { resourceType: 'Organization', id: 'clinic-unnumbered', name: '番号未登録診療所' })).status).toBe(201);
     const { token: unnumbered } = await registerClient(stack, 'clinic-unnumbered');

@@ -20,6 +20,12 @@ describe('settings', () => {
     expect(() => loadConfig({ RENKEI_MAX_BODY: 'huge' })).toThrow(/RENKEI_MAX_BODY/);
   });
 
+  it('applies production HL7 messages only unless told otherwise', () => {
+    expect(loadConfig({}).ingest.processingIds).toEqual(['P']);
+    expect(loadConfig({ RENKEI_HL7_PROCESSING_IDS: 'p, t' }).ingest.processingIds).toEqual(['P', 'T']);
+    expect(() => loadConfig({ RENKEI_HL7_PROCESSING_IDS: 'X' })).toThrow(/RENKEI_HL7_PROCESSING_IDS/);
+  });
+
   it('caps the token lifetime at 300 s and reads sizes with units', () => {
     expect(loadConfig({ RENKEI_TOKEN_LIFETIME: '3600' }).tokenLifetimeSeconds).toBe(300);
     expect(loadConfig({ RENKEI_MAX_BODY: '512kb' }).maxBodyBytes).toBe(512 * 1024);
