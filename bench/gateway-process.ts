@@ -15,12 +15,11 @@ export interface GatewayProcess {
 /**
  * Starts `renkei serve` as its own process (as `npm start` does) and waits until /readyz answers.
  * BENCH_GATEWAY_NODE_ARGS adds Node flags to the gateway (e.g. `--cpu-prof --cpu-prof-dir=prof`).
- * `entry` replaces `renkei serve` by another script that serves the gateway.
  */
-export async function startGatewayProcess(env: Record<string, string>, port: number, entry = [MAIN, 'serve']): Promise<GatewayProcess> {
+export async function startGatewayProcess(env: Record<string, string>, port: number): Promise<GatewayProcess> {
   const started = performance.now();
   const nodeArgs = process.env.BENCH_GATEWAY_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const child = spawn(process.execPath, [...nodeArgs, ...entry], {
+  const child = spawn(process.execPath, [...nodeArgs, MAIN, 'serve'], {
     env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'inherit', 'inherit'],
   });

@@ -3,7 +3,11 @@
  * the same run (bare `pg` inserts of the same resources into the same kind of store).
  * Settings: BENCH_RESOURCES (default 100000), BENCH_CREATES (5000), BENCH_STACKS (embedded,servers),
  * BENCH_DATABASE_URL / BENCH_REDIS_URL (default the local PostgreSQL and Redis), BENCH_PARTS
- * (store,consent,exchange), BENCH_EXCHANGE_CHANGES (2000).
+ * (store,consent,exchange,ingest), BENCH_EXCHANGE_CHANGES (2000).
+ * ingest (HL7 v2 RDE^O11, see bench/ingest.ts): BENCH_INGEST_PARSES (5000 messages parsed and mapped in
+ * process), BENCH_INGEST_MESSAGES (1000 per transport for throughput, after 200 to warm up),
+ * BENCH_INGEST_SENDERS (16 concurrent HTTP senders / MLLP connections), BENCH_INGEST_PACED_SECONDS (10 s
+ * at 100 messages/s per transport for ACK latency; not run where a transport takes fewer than 100/s).
  */
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
@@ -15,12 +19,13 @@ import { BenchClient, observationOf, patientOf } from './workload.js';
 import { bareGatewayRows, prepareGatewaySchema } from './bare-rows.js';
 import { benchConsent, printConsentReport, type ConsentReport } from './consent.js';
 import { benchExchange, printExchangeReport, type ExchangeReport } from './exchange.js';
+import { benchIngest, benchParsing, parsesSetting, printIngestReport, type IngestReport, type ParseReport } from './ingest.js';
 
 const RESOURCES = Number(process.env.BENCH_RESOURCES ?? 100_000);
 const CREATES = Number(process.env.BENCH_CREATES ?? 5000);
 const WARM_UP = 1000;
 const STACKS = (process.env.BENCH_STACKS ?? 'embedded,servers').split(',');
-const PARTS = (process.env.BENCH_PARTS ?? 'store,consent,exchange').split(',');
+const PARTS = (process.env.BENCH_PARTS ?? 'store,consent,exchange,ingest').split(',');
 const PG_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const ADMIN_TOKEN = 'bench-admin-token';
@@ -170,6 +175,12 @@ async function main(): Promise<void> {
   const reports: StackReport[] = [];
   const consentReports: ConsentReport[] = [];
   const exchangeReports: ExchangeReport[] = [];
+  const ingestReports: IngestReport[] = [];
+  let parsing: ParseReport | undefined;
+  if (PARTS.includes('ingest')) {
+    parsing = benchParsing(parsesSetting());
+    console.log(`HL7 v2 in process: ${fmt(parsing.bareParsePerSec, 0)} bare parses/s, ${fmt(parsing.mapValidatePerSec, 0)} parse + map + validate/s`);
+  }
   let port = 18_080;
   for (const name of STACKS) {
     for (const part of PARTS) {
@@ -184,6 +195,7 @@ async function main(): Promise<void> {
         if (part === 'store') reports.push(await benchStack(stack, port++));
         else if (part === 'consent') consentReports.push(await benchConsent(stack, port++, RESOURCES));
         else if (part === 'exchange') exchangeReports.push(await benchExchange(stack, port++));
+        else if (part === 'ingest') ingestReports.push(await benchIngest(stack, port++));
       } finally {
         await stack.cleanup();
       }
@@ -192,6 +204,7 @@ async function main(): Promise<void> {
   if (reports.length) printReport(reports);
   if (consentReports.length) printConsentReport(consentReports);
   if (exchangeReports.length) printExchangeReport(exchangeReports);
+  if (parsing) printIngestReport(parsing, ingestReports);
 }
 
 main().catch((err) => {

@@ -59,7 +59,7 @@ describe(`faults: crashed processes (${stackName})`, () => {
       const metrics = await (await fetch(`${restarted.operationsUrl}/metrics`)).text();
       expect(metrics).toMatch(/renkei_deliveries_total\{[^}]*\} 1/);
     }
-  });
+  }, 120_000);
 
   it('sends a change committed just before the gateway died: the relay picks it up after the restart', async () => {
     const workers = { RENKEI_WORKERS: 'on' };
@@ -81,7 +81,7 @@ describe(`faults: crashed processes (${stackName})`, () => {
     await receiver.waitUntil(() => receiver.applied.length === 1, 30_000);
     expect(receiver.applied[0].path).toBe(`/MedicationRequest/${med.body.id}`);
     await eventually(async () => (await adminDeliveries(restarted.stack!, 'status=delivered')).total === 1, 'the delivery to be settled');
-  });
+  }, 120_000);
 });
 
 describe.runIf(servers)('faults: Redis away for 30 s (servers)', () => {
