@@ -13,6 +13,7 @@ import { log } from './logger.js';
 import type { Services } from './services.js';
 import { openDatabase } from './store/db.js';
 import { migrate } from './store/migrate.js';
+import { keepStatistics } from './store/statistics.js';
 import { Repository } from './store/repository.js';
 
 export interface Gateway {
@@ -67,6 +68,7 @@ export async function startGateway(config: Config): Promise<Gateway> {
     throw err;
   });
   const pruner = startMessagePruner(services);
+  const statistics = keepStatistics(services.db);
   const sealer = setInterval(() => {
     sealAuditChain(services.db).catch((err: Error) => log.error({ err: err.message }, 'audit chain sealing failed'));
   }, SEAL_INTERVAL_MS);
@@ -82,6 +84,7 @@ export async function startGateway(config: Config): Promise<Gateway> {
         await Promise.all([drain(server), mllp.close()]);
         clearInterval(sealer);
         pruner.stop();
+        statistics.stop();
         await services.exchange.close();
         await services.audit.flush();
         await sealAuditChain(services.db).catch((err: Error) => log.error({ err: err.message }, 'audit chain sealing failed'));
