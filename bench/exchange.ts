@@ -14,7 +14,7 @@ import { createPostgresBackend, Queue, runMigrations, Worker, type BackendFactor
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { startGatewayProcess } from './gateway-process.js';
-import { embeddedStack, reachable, serverStack, type BenchStack } from './stacks.js';
+import { onEachStack, type BenchStack } from './stacks.js';
 import { fmt, summarize, type Latencies } from './stats.js';
 import { BenchClient, observationOf, patientOf } from './workload.js';
 
@@ -212,20 +212,7 @@ export function printExchangeReport(reports: ExchangeReport[]): void {
 }
 
 async function main(): Promise<void> {
-  const reports: ExchangeReport[] = [];
-  let port = 18_280;
-  const pgUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-  const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
-  for (const name of (process.env.BENCH_STACKS ?? 'embedded,servers').split(',')) {
-    const stack = name === 'embedded' ? embeddedStack() : (await reachable(pgUrl)) ? await serverStack(pgUrl, redisUrl) : undefined;
-    if (!stack) continue;
-    try {
-      reports.push(await benchExchange(stack, port++));
-    } finally {
-      await stack.cleanup();
-    }
-  }
-  printExchangeReport(reports);
+  printExchangeReport(await onEachStack(18_280, benchExchange));
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

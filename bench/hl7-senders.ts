@@ -6,6 +6,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import { decodeMessage } from '../src/ingest/hl7v2/charset.js';
+import { ClientCredentials } from './workload.js';
 
 const VT = 0x0b;
 const END = Buffer.from([0x1c, 0x0d]);
@@ -17,27 +18,15 @@ export interface Answer {
 
 /** A registered client acting for the clinic, renewing its token before it expires. */
 export class ClinicClient {
-  private token = '';
-  private expiresAt = 0;
+  private readonly credentials: ClientCredentials;
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 
-  constructor(readonly url: string, private readonly id: string, private readonly secret: string) {}
+  constructor(readonly url: string, id: string, secret: string) {
+    this.credentials = new ClientCredentials(url, id, secret);
+  }
 
-  private async auth(): Promise<string> {
-    if (Date.now() < this.expiresAt - 30_000) return this.token;
-    const res = await fetch(`${this.url}/oauth2/token`, {
-      method: 'POST',
-      headers: {
-        authorization: `Basic ${Buffer.from(`${this.id}:${this.secret}`).toString('base64')}`,
-        'content-type': 'application/x-www-form-urlencoded',
-      },
-      body: 'grant_type=client_credentials',
-    });
-    if (!res.ok) throw new Error(`token: ${res.status} ${await res.text()}`);
-    const body = (await res.json()) as { access_token: string; expires_in: number };
-    this.token = body.access_token;
-    this.expiresAt = Date.now() + body.expires_in * 1000;
-    return this.token;
+  private auth(): Promise<string> {
+    return this.credentials.token();
   }
 
   async post(path: string, body: Buffer | string, contentType: string): Promise<Answer> {

@@ -14,7 +14,7 @@ import type { MappedResource } from '../src/mapping/engine.js';
 import { startGatewayProcess, type GatewayProcess } from './gateway-process.js';
 import { ClinicClient, freePort, listening, MllpLink } from './hl7-senders.js';
 import { benchParsing, CLINIC_ID, clinicOrganization, mappedResources, rdeMessages, type ParseReport } from './ingest-messages.js';
-import { embeddedStack, reachable, serverStack, type BenchStack } from './stacks.js';
+import { onEachStack, type BenchStack } from './stacks.js';
 import { fmt, runPool, summarize, type Latencies } from './stats.js';
 
 const ADMIN_TOKEN = 'bench-admin-token';
@@ -246,20 +246,7 @@ export function printIngestReport(parsing: ParseReport | undefined, reports: Ing
 
 async function main(): Promise<void> {
   const parsing = benchParsing(PARSES);
-  const reports: IngestReport[] = [];
-  let port = 18_380;
-  const pgUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-  const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
-  for (const name of (process.env.BENCH_STACKS ?? 'embedded,servers').split(',')) {
-    const stack = name === 'embedded' ? embeddedStack() : (await reachable(pgUrl)) ? await serverStack(pgUrl, redisUrl) : undefined;
-    if (!stack) continue;
-    try {
-      reports.push(await benchIngest(stack, port++));
-    } finally {
-      await stack.cleanup();
-    }
-  }
-  printIngestReport(parsing, reports);
+  printIngestReport(parsing, await onEachStack(18_380, benchIngest));
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

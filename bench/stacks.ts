@@ -70,3 +70,24 @@ export async function reachable(url: string): Promise<boolean> {
     return false;
   }
 }
+
+/**
+ * Runs one benchmark part on each stack of BENCH_STACKS (servers only where PostgreSQL answers), each on
+ * its own fresh store and port, for a part's standalone entry.
+ */
+export async function onEachStack<R>(firstPort: number, run: (stack: BenchStack, port: number) => Promise<R>): Promise<R[]> {
+  const pgUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const reports: R[] = [];
+  let port = firstPort;
+  for (const name of (process.env.BENCH_STACKS ?? 'embedded,servers').split(',')) {
+    const stack = name === 'embedded' ? embeddedStack() : (await reachable(pgUrl)) ? await serverStack(pgUrl, redisUrl) : undefined;
+    if (!stack) continue;
+    try {
+      reports.push(await run(stack, port++));
+    } finally {
+      await stack.cleanup();
+    }
+  }
+  return reports;
+}

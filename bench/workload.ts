@@ -30,12 +30,38 @@ export function observationOf(patientId: string, n: number): Observation {
   };
 }
 
-/** A registered client of the gateway under benchmark, renewing its token as it nears expiry. */
-export class BenchClient {
-  private token = '';
+/** A registered client's access tokens (client_credentials), asked again 30 s before one expires. */
+export class ClientCredentials {
+  private current = '';
   private expiresAt = 0;
 
-  private constructor(private readonly url: string, private readonly id: string, private readonly secret: string) {}
+  constructor(private readonly url: string, private readonly id: string, private readonly secret: string) {}
+
+  async token(): Promise<string> {
+    if (Date.now() < this.expiresAt - 30_000) return this.current;
+    const res = await fetch(`${this.url}/oauth2/token`, {
+      method: 'POST',
+      headers: {
+        authorization: `Basic ${Buffer.from(`${this.id}:${this.secret}`).toString('base64')}`,
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+      body: 'grant_type=client_credentials',
+    });
+    if (!res.ok) throw new Error(`token: ${res.status} ${await res.text()}`);
+    const body = (await res.json()) as { access_token: string; expires_in: number };
+    this.current = body.access_token;
+    this.expiresAt = Date.now() + body.expires_in * 1000;
+    return this.current;
+  }
+}
+
+/** A registered client of the gateway under benchmark, renewing its token as it nears expiry. */
+export class BenchClient {
+  private readonly credentials: ClientCredentials;
+
+  private constructor(private readonly url: string, id: string, secret: string) {
+    this.credentials = new ClientCredentials(url, id, secret);
+  }
 
   static async register(url: string, adminToken: string, orgId: string): Promise<BenchClient> {
     const headers = { authorization: `Bearer ${adminToken}`, 'content-type': 'application/fhir+json' };
@@ -51,20 +77,8 @@ export class BenchClient {
     return new BenchClient(url, client_id, client_secret);
   }
 
-  private async auth(): Promise<string> {
-    if (Date.now() < this.expiresAt - 30_000) return this.token;
-    const res = await fetch(`${this.url}/oauth2/token`, {
-      method: 'POST',
-      headers: {
-        authorization: `Basic ${Buffer.from(`${this.id}:${this.secret}`).toString('base64')}`,
-        'content-type': 'application/x-www-form-urlencoded',
-      },
-      body: 'grant_type=client_credentials',
-    });
-    const body = (await res.json()) as { access_token: string; expires_in: number };
-    this.token = body.access_token;
-    this.expiresAt = Date.now() + body.expires_in * 1000;
-    return this.token;
+  private auth(): Promise<string> {
+    return this.credentials.token();
   }
 
   async create(resource: Resource): Promise<string> {
