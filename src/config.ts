@@ -1,6 +1,7 @@
 import path from 'node:path';
-import { exchangeSettings, onOff, type ExchangeSettings } from './exchange/settings.js';
+import { exchangeSettings, type ExchangeSettings } from './exchange/settings.js';
 import { ingestSettings, type IngestSettings } from './ingest/settings.js';
+import { integerSetting, onOffSetting, sizeSetting } from './settings.js';
 
 /** Settings read from the environment; see the README's "Settings" table. */
 export interface Config {
@@ -27,40 +28,23 @@ export interface Config {
   ingest: IngestSettings;
 }
 
-function intSetting(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a non-negative integer, got "${raw}"`);
-  return value;
-}
-
-function byteSetting(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
-  const raw = env[name];
-  if (!raw) return fallback;
-  const match = /^(\d+)\s*(kb|mb|b)?$/i.exec(raw.trim());
-  if (!match) throw new Error(`${name} must be a size such as 5mb, got "${raw}"`);
-  const unit = (match[2] ?? 'b').toLowerCase();
-  return Number(match[1]) * (unit === 'mb' ? 1024 * 1024 : unit === 'kb' ? 1024 : 1);
-}
-
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const tokenLifetime = intSetting(env, 'RENKEI_TOKEN_LIFETIME', 300);
+  const tokenLifetime = integerSetting(env, 'RENKEI_TOKEN_LIFETIME', 300);
   return {
-    port: intSetting(env, 'PORT', 8080),
+    port: integerSetting(env, 'PORT', 8080),
     host: env.HOST || '0.0.0.0',
     dataDir: path.resolve(env.RENKEI_DATA_DIR || './data'),
     databaseUrl: env.DATABASE_URL || undefined,
     redisUrl: env.REDIS_URL || undefined,
     adminToken: env.RENKEI_ADMIN_TOKEN || undefined,
-    mllpPort: intSetting(env, 'MLLP_PORT', 2575),
-    workerPort: intSetting(env, 'RENKEI_WORKER_PORT', 8081),
-    allowPrivateEndpoints: onOff(env, 'RENKEI_ALLOW_PRIVATE_ENDPOINTS', false),
+    mllpPort: integerSetting(env, 'MLLP_PORT', 2575),
+    workerPort: integerSetting(env, 'RENKEI_WORKER_PORT', 8081),
+    allowPrivateEndpoints: onOffSetting(env, 'RENKEI_ALLOW_PRIVATE_ENDPOINTS', false),
     logLevel: env.LOG_LEVEL || 'info',
     baseUrl: env.RENKEI_BASE_URL?.replace(/\/$/, '') || undefined,
-    maxBodyBytes: byteSetting(env, 'RENKEI_MAX_BODY', 16 * 1024 * 1024),
+    maxBodyBytes: sizeSetting(env, 'RENKEI_MAX_BODY', 16 * 1024 * 1024),
     tokenLifetimeSeconds: Math.min(tokenLifetime, 300),
-    dbPoolSize: intSetting(env, 'RENKEI_DB_POOL', 16),
+    dbPoolSize: integerSetting(env, 'RENKEI_DB_POOL', 16),
     exchange: exchangeSettings(env),
     ingest: ingestSettings(env),
   };

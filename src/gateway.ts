@@ -64,7 +64,10 @@ export async function startGateway(config: Config): Promise<Gateway> {
   const url = `http://127.0.0.1:${port}`;
   log.info({ port, embedded: services.db.embedded }, 'gateway listening');
   const mllp = await startMllpListener(services, config.mllpPort).catch(async (err: Error) => {
+    // The MLLP port is taken: give back what is already open, so the failure leaves nothing running.
     await new Promise((resolve) => server.close(resolve));
+    await services.exchange.close();
+    await services.db.close();
     throw err;
   });
   const pruner = startMessagePruner(services);

@@ -1,3 +1,5 @@
+import { integerSetting, sizeSetting } from '../settings.js';
+
 /**
  * Ingest settings, read from the environment (see the README's "Settings"):
  * - RENKEI_MLLP_MAX_FRAME: largest MLLP frame accepted (default 4mb); a larger one is refused with AR.
@@ -12,21 +14,6 @@ export interface IngestSettings {
   processingIds: string[];
 }
 
-function bytes(raw: string | undefined, fallback: number, name: string): number {
-  if (!raw) return fallback;
-  const m = /^(\d+)\s*(kb|mb|b)?$/i.exec(raw.trim());
-  if (!m) throw new Error(`${name} must be a size such as 4mb, got "${raw}"`);
-  const unit = (m[2] ?? 'b').toLowerCase();
-  return Number(m[1]) * (unit === 'mb' ? 1024 * 1024 : unit === 'kb' ? 1024 : 1);
-}
-
-function whole(raw: string | undefined, fallback: number, name: string): number {
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a non-negative integer, got "${raw}"`);
-  return value;
-}
-
 function processingIds(raw: string | undefined): string[] {
   const ids = (raw || 'P').split(',').map((id) => id.trim().toUpperCase()).filter(Boolean);
   const unknown = ids.filter((id) => !['P', 'T', 'D'].includes(id));
@@ -36,8 +23,8 @@ function processingIds(raw: string | undefined): string[] {
 
 export function ingestSettings(env: NodeJS.ProcessEnv = process.env): IngestSettings {
   return {
-    mllpMaxFrameBytes: bytes(env.RENKEI_MLLP_MAX_FRAME, 4 * 1024 * 1024, 'RENKEI_MLLP_MAX_FRAME'),
-    retentionDays: whole(env.RENKEI_MESSAGE_RETENTION_DAYS, 90, 'RENKEI_MESSAGE_RETENTION_DAYS'),
+    mllpMaxFrameBytes: sizeSetting(env, 'RENKEI_MLLP_MAX_FRAME', 4 * 1024 * 1024),
+    retentionDays: integerSetting(env, 'RENKEI_MESSAGE_RETENTION_DAYS', 90),
     processingIds: processingIds(env.RENKEI_HL7_PROCESSING_IDS),
   };
 }

@@ -60,12 +60,11 @@ async function resourceRows(db: Database): Promise<number> {
   return Number(rows[0]?.reltuples ?? -1);
 }
 
-async function analyse(db: Database): Promise<true> {
-  return db.transaction(async (client) => {
+async function analyse(db: Database): Promise<void> {
+  await db.transaction(async (client) => {
     await client.query('SELECT pg_advisory_xact_lock($1)', [ANALYZE_LOCK]);
     const started = Date.now();
     await client.query(`ANALYZE ${TABLES.join(', ')}`);
     log.info({ ms: Date.now() - started }, 'store statistics refreshed');
-    return true as const;
   });
 }

@@ -1,6 +1,6 @@
 import dns, { type LookupAddress } from 'node:dns';
 import net from 'node:net';
-import { onOff } from '../exchange/settings.js';
+import { onOffSetting } from '../settings.js';
 
 /**
  * Where notifications may go (SSRF defence). Unless private endpoints are allowed, a webhook may not
@@ -100,5 +100,5 @@ export function registerEndpointPolicy(owner: object, policy: EndpointPolicy): v
 }
 
 export function endpointPolicyFor(owner: object): EndpointPolicy {
-  return policies.get(owner) ?? { allowPrivate: onOff(process.env, 'RENKEI_ALLOW_PRIVATE_ENDPOINTS', false) };
+  return policies.get(owner) ?? { allowPrivate: onOffSetting(process.env, 'RENKEI_ALLOW_PRIVATE_ENDPOINTS', false) };
 }

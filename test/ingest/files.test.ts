@@ -5,7 +5,7 @@ import { CARE_PROVIDER_NO } from '../../src/ingest/sender.js';
 import { fromRoot } from '../../src/paths.js';
 import { adminClient, FhirClient } from '../support/fhir-client.js';
 import { stackName, startTestStack, type TestStack } from '../support/stack.js';
-import { ingestEndpoints, post, putOrganization, registerClient, type IngestEndpoints } from './support.js';
+import { post, putOrganization, registerClient } from './support.js';
 
 const csvFile = (name: string) => readFileSync(fromRoot('test', 'golden', 'csv', name));
 const FIXTURE = 'fixture-UP2KYO_202611_1370000001_1370000002_20261101090000.CSV';
@@ -17,18 +17,16 @@ const json = (text: string) => JSON.parse(text) as { issue: { severity: string; 
 
 describe(`care-plan CSV and care records over HTTP (${stackName})`, () => {
   let stack: TestStack;
-  let endpoints: IngestEndpoints;
   let careManager: string;
   let facility: string;
   let loneFacility: string;
   const careplan = (body: Uint8Array, query = '', headers: Record<string, string> = {}, token = careManager) =>
-    post(`${endpoints.url}/ingest/careplan-csv${query}`, token, body, { 'content-type': 'text/csv', ...headers });
+    post(`${stack.url}/ingest/careplan-csv${query}`, token, body, { 'content-type': 'text/csv', ...headers });
   const records = (body: Uint8Array | string, query = '', contentType = 'text/csv', token = facility) =>
-    post(`${endpoints.url}/ingest/care-records${query}`, token, body, { 'content-type': contentType });
+    post(`${stack.url}/ingest/care-records${query}`, token, body, { 'content-type': contentType });
 
   beforeAll(async () => {
     stack = await startTestStack();
-    endpoints = await ingestEndpoints(stack);
     await putOrganization(stack, 'cm-aoi', [{ system: CARE_PROVIDER_NO, value: '1370000001' }]);
     await putOrganization(stack, 'facility-sakura', [{ system: CARE_PROVIDER_NO, value: '1370000005' }]);
     await putOrganization(stack, 'facility-alone', [{ system: CARE_PROVIDER_NO, value: '1370000009' }]);
@@ -53,7 +51,6 @@ describe(`care-plan CSV and care records over HTTP (${stackName})`, () => {
     }
   });
   afterAll(async () => {
-    await endpoints?.close();
     await stack?.stop();
   });
 
@@ -118,7 +115,7 @@ describe(`care-plan CSV and care records over HTTP (${stackName})`, () => {
     expect((await careplan(csvFile(FIXTURE), '?table=3')).status).toBe(422);
     const other = await careplan(csvFile(FIXTURE), '', { 'x-filename': 'UP2KYO_202611_1370009999_1370000002_20261101090000.CSV' });
     expect(other.status).toBe(403);
-    const list = await fetch(`${endpoints.url}/admin/messages?kind=careplan-csv&status=rejected`, { headers: { authorization: `Bearer ${careManager}` } });
+    const list = await fetch(`${stack.url}/admin/messages?kind=careplan-csv&status=rejected`, { headers: { authorization: `Bearer ${careManager}` } });
     expect(((await list.json()) as { total: number }).total).toBeGreaterThanOrEqual(4);
   });
 

@@ -13,7 +13,7 @@ import { mapTableRows } from '../../src/ingest/table-intake.js';
 import { validateMapped } from '../../src/mapping/validate.js';
 import { ADMIN_TOKEN, stackName, startTestStack, type TestStack } from '../support/stack.js';
 import { mutatedMessage, sampleMessages } from './mutations.js';
-import { ackOf, ingestEndpoints, MllpClient, post, putOrganization, registerClient, startMllp, type IngestEndpoints } from './support.js';
+import { ackOf, MllpClient, post, putOrganization, registerClient, startMllp } from './support.js';
 
 const clinic = senderFactsOf('clinic-midori', { resourceType: 'Organization', identifier: [{ system: MEDICAL_INSTITUTION_NO, value: '1310000099' }] });
 
@@ -76,32 +76,29 @@ describe('fuzzing the HL7 parser and mappings', () => {
 
 describe(`fuzzing the HTTP and MLLP paths (${stackName})`, () => {
   let stack: TestStack;
-  let endpoints: IngestEndpoints;
   let mllp: MllpListener;
   let token: string;
 
   beforeAll(async () => {
     stack = await startTestStack();
-    endpoints = await ingestEndpoints(stack);
     mllp = await startMllp(stack);
     await putOrganization(stack, 'clinic-midori', [{ system: MEDICAL_INSTITUTION_NO, value: '1310000099' }]);
     const client = await registerClient(stack, 'clinic-midori');
     token = client.token;
-    await fetch(`${endpoints.url}/admin/mllp-senders`, {
+    await fetch(`${stack.url}/admin/mllp-senders`, {
       method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
       body: JSON.stringify({ sending_facility: 'MIDORI', client_id: client.clientId }),
     });
   });
   afterAll(async () => {
     await mllp?.close();
-    await endpoints?.close();
     await stack?.stop();
   });
 
   it('300 mutated messages over HTTP: every answer is an HL7 ACK, never a 5xx', async () => {
     const codes = new Map<string, number>();
     for (const bytes of sampleMessages(300, 42)) {
-      const res = await post(`${endpoints.url}/ingest/hl7v2`, token, bytes);
+      const res = await post(`${stack.url}/ingest/hl7v2`, token, bytes);
       expect(res.status, bytes.toString('latin1')).toBeLessThan(500);
       const code = ackOf(safeText(res.bytes)).code;
       expect(['AA', 'AE', 'AR']).toContain(code);
@@ -122,7 +119,7 @@ describe(`fuzzing the HTTP and MLLP paths (${stackName})`, () => {
     const [last] = (await client.receive(messages.length + 1)).slice(-1);
     expect(ackOf(safeText(last))).toMatchObject({ code: 'AA', control: 'FUZZ-END' });
     client.close();
-    const stored = await fetch(`${endpoints.url}/admin/messages?_count=0`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    const stored = await fetch(`${stack.url}/admin/messages?_count=0`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
     expect(((await stored.json()) as { total: number }).total).toBe(300 + messages.length + 1);
   });
 });

@@ -7,7 +7,7 @@ import { MEDICAL_INSTITUTION_NO } from '../../src/ingest/sender.js';
 import { fromRoot } from '../../src/paths.js';
 import { adminClient, FhirClient } from '../support/fhir-client.js';
 import { ADMIN_TOKEN, stackName, startTestStack, type TestStack } from '../support/stack.js';
-import { ackOf, ingestEndpoints, post, putOrganization, registerClient, type IngestEndpoints } from './support.js';
+import { ackOf, post, putOrganization, registerClient } from './support.js';
 
 const golden = (name: string) => readFileSync(fromRoot('test', 'golden', 'hl7v2', name));
 const PATIENT_SYSTEM = 'urn:oid:1.2.392.100495.20.3.51.11310000099';
@@ -18,21 +18,18 @@ const utf8 = (...segments: string[]) => Buffer.from(`${segments.join('\r')}\r`, 
 
 describe(`HL7 v2 over HTTP (${stackName})`, () => {
   let stack: TestStack;
-  let endpoints: IngestEndpoints;
   let token: string;
   let fhir: FhirClient;
-  const send = (body: Uint8Array | string, t: string | undefined = token) => post(`${endpoints.url}/ingest/hl7v2`, t, body);
+  const send = (body: Uint8Array | string, t: string | undefined = token) => post(`${stack.url}/ingest/hl7v2`, t, body);
   const patientId = async () => (await fhir.get(`Patient?identifier=${encodeURIComponent(PATIENT_SYSTEM)}|0000120034`)).body.entry[0].resource.id as string;
 
   beforeAll(async () => {
     stack = await startTestStack({ RENKEI_MAX_BODY: '256kb' });
-    endpoints = await ingestEndpoints(stack);
     await putOrganization(stack, 'clinic-midori', [{ system: MEDICAL_INSTITUTION_NO, value: '1310000099' }]);
     ({ token } = await registerClient(stack, 'clinic-midori'));
     fhir = new FhirClient(stack.url, token);
   });
   afterAll(async () => {
-    await endpoints?.close();
     await stack?.stop();
   });
 
@@ -145,7 +142,7 @@ describe(`HL7 v2 over HTTP (${stackName})`, () => {
     expect(wrong.status).toBe(400);
     expect(ackOf(decodeMessage(wrong.bytes).text).errors[0]).toMatch(/^ERR\|\|PID\^3\^5\|102\^Data type error\^HL70357\|E\|\|\|\|The bytes are not valid iso-2022-jp/);
     expect(wrong.location).toMatch(/^\/admin\/messages\/\d+$/);
-    const kept = await fetch(`${endpoints.url}${wrong.location}`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.json() as Promise<any>);
+    const kept = await fetch(`${stack.url}${wrong.location}`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.json() as Promise<any>);
     expect(kept).toMatchObject({ status: 'rejected', ack: 'AR', kind: 'hl7v2' });
     expect(Buffer.from(kept.raw, 'base64').toString('utf8')).toContain('テスト');
   });
@@ -171,7 +168,7 @@ describe(`HL7 v2 over HTTP (${stackName})`, () => {
     const res = await send(big);
     expect(res.status).toBe(413);
     expect(ackOf(res.text)).toMatchObject({ code: 'AR', control: 'BIG-1' });
-    const kept = await fetch(`${endpoints.url}${res.location}`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.json() as Promise<any>);
+    const kept = await fetch(`${stack.url}${res.location}`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.json() as Promise<any>);
     expect(Buffer.from(kept.raw, 'base64').length).toBeLessThan(big.length);
   });
 

@@ -1,5 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startGateway } from '../../src/gateway.js';
 import { decodeMessage } from '../../src/ingest/hl7v2/charset.js';
 import type { MllpListener } from '../../src/ingest/mllp.js';
 import { frame } from '../../src/ingest/mllp-framing.js';
@@ -7,7 +10,7 @@ import { MEDICAL_INSTITUTION_NO } from '../../src/ingest/sender.js';
 import { fromRoot } from '../../src/paths.js';
 import { FhirClient } from '../support/fhir-client.js';
 import { ADMIN_TOKEN, stackName, startTestStack, type TestStack } from '../support/stack.js';
-import { ackOf, ingestEndpoints, MllpClient, putOrganization, registerClient, startMllp, type IngestEndpoints } from './support.js';
+import { ackOf, MllpClient, putOrganization, registerClient, startMllp } from './support.js';
 
 const golden = (name: string) => readFileSync(fromRoot('test', 'golden', 'hl7v2', name));
 const utf8 = (control: string, facility = 'MIDORI', application = 'MIDORI-EMR', time = '20261201090000') => Buffer.from([
@@ -18,19 +21,17 @@ const ackText = (bytes: Buffer) => decodeMessage(bytes).text;
 
 describe(`HL7 v2 over MLLP (${stackName})`, () => {
   let stack: TestStack;
-  let endpoints: IngestEndpoints;
   let mllp: MllpListener;
   let clinicToken: string;
-  const admin = (method: string, path: string, body?: unknown) => fetch(`${endpoints.url}${path}`, {
+  const admin = (method: string, path: string, body?: unknown) => fetch(`${stack.url}${path}`, {
     method, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
   });
-  const messages = async (query: string) => (await (await fetch(`${endpoints.url}/admin/messages?${query}`, {
+  const messages = async (query: string) => (await (await fetch(`${stack.url}/admin/messages?${query}`, {
     headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
   })).json()) as { total: number; messages: any[] };
 
   beforeAll(async () => {
     stack = await startTestStack();
-    endpoints = await ingestEndpoints(stack);
     mllp = await startMllp(stack, { maxFrameBytes: 64 * 1024 });
     await putOrganization(stack, 'clinic-midori', [{ system: MEDICAL_INSTITUTION_NO, value: '1310000099' }]);
     await putOrganization(stack, 'clinic-kita', [{ system: MEDICAL_INSTITUTION_NO, value: '1310000088' }]);
@@ -42,7 +43,6 @@ describe(`HL7 v2 over MLLP (${stackName})`, () => {
   });
   afterAll(async () => {
     await mllp?.close();
-    await endpoints?.close();
     await stack?.stop();
   });
 
@@ -54,7 +54,7 @@ describe(`HL7 v2 over MLLP (${stackName})`, () => {
     expect((await admin('POST', '/admin/mllp-senders', { sending_facility: 'MIDORI', client_id: list[1].client_id })).status).toBe(409);
     expect((await admin('POST', '/admin/mllp-senders', { sending_facility: 'X', client_id: 'nobody' })).status).toBe(422);
     expect((await admin('POST', '/admin/mllp-senders', { client_id: 'nobody' })).status).toBe(400);
-    const asClient = await fetch(`${endpoints.url}/admin/mllp-senders`, { headers: { authorization: `Bearer ${clinicToken}` } });
+    const asClient = await fetch(`${stack.url}/admin/mllp-senders`, { headers: { authorization: `Bearer ${clinicToken}` } });
     expect(asClient.status).toBe(403);
   });
 
@@ -80,6 +80,16 @@ describe(`HL7 v2 over MLLP (${stackName})`, () => {
     expect([ack.code, ack.control]).toEqual(['AA', 'OWN-LISTENER-1']);
     client.close();
     expect((await fetch(`${stack.url}/ingest/hl7v2`, { method: 'POST', body: 'MSH|' })).status).toBe(401);
+  });
+
+  it('refuses to start a gateway whose MLLP port is taken, naming the cause', async () => {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'renkei-mllp-taken-'));
+    try {
+      await expect(startGateway({ ...stack.config, dataDir, port: 0, mllpPort: stack.gateway.mllp.port })).rejects.toThrow(/EADDRINUSE/);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+    expect((await fetch(`${stack.url}/healthz`)).status, 'the running gateway is untouched').toBe(200);
   });
 
   it('reads frames split across packets and several frames in one packet', async () => {

@@ -5,7 +5,7 @@ import { MEDICAL_INSTITUTION_NO } from '../../src/ingest/sender.js';
 import { createLogger, log, setLogger } from '../../src/logger.js';
 import { FhirClient } from '../support/fhir-client.js';
 import { ADMIN_TOKEN, stackName, startTestStack, type TestStack } from '../support/stack.js';
-import { ackOf, ingestEndpoints, post, putOrganization, registerClient, type IngestEndpoints } from './support.js';
+import { ackOf, post, putOrganization, registerClient } from './support.js';
 
 const MSH = (control: string, type: string, time: string) =>
   `MSH|^~\\&|MIDORI-EMR|MIDORI|GW|RENKEI|${time}||${type}|${control}|P|2.5||||||UNICODE UTF-8`;
@@ -19,40 +19,37 @@ const ADT = message(MSH('ADT-LATE', 'ADT^A08^ADT_A01', '20261201100000'), 'EVN||
 
 describe(`message store: listing, replay, retention and log hygiene (${stackName})`, () => {
   let stack: TestStack;
-  let endpoints: IngestEndpoints;
   let midori: string;
   let kita: string;
   const get = async (path: string, token: string) => {
-    const res = await fetch(`${endpoints.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+    const res = await fetch(`${stack.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
     return { status: res.status, body: (await res.json()) as any };
   };
   const replay = async (id: number, token: string) => {
-    const res = await fetch(`${endpoints.url}/admin/messages/${id}/$replay`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    const res = await fetch(`${stack.url}/admin/messages/${id}/$replay`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
     return { status: res.status, body: (await res.json()) as any };
   };
 
   beforeAll(async () => {
     stack = await startTestStack();
-    endpoints = await ingestEndpoints(stack);
     await putOrganization(stack, 'clinic-midori', [{ system: MEDICAL_INSTITUTION_NO, value: '1310000099' }]);
     await putOrganization(stack, 'clinic-kita', [{ system: MEDICAL_INSTITUTION_NO, value: '1310000088' }]);
     ({ token: midori } = await registerClient(stack, 'clinic-midori'));
     ({ token: kita } = await registerClient(stack, 'clinic-kita'));
   });
   afterAll(async () => {
-    await endpoints?.close();
     await stack?.stop();
   });
 
   it('a prescription that came before its patient is kept rejected, then replayed once the patient is known', async () => {
-    const early = await post(`${endpoints.url}/ingest/hl7v2`, midori, RDE);
+    const early = await post(`${stack.url}/ingest/hl7v2`, midori, RDE);
     expect(early.status).toBe(422);
     const ack = ackOf(early.text);
     expect(ack.code).toBe('AE');
     expect(ack.errors.join('\n')).toMatch(/ERR\|\|PID\^2\^7\|101\^Required field missing\^HL70357\|E\|\|\|\|Patient: Patient\.birthDate: at least 1 required/);
     const id = Number(early.location!.split('/').pop());
 
-    expect(ackOf((await post(`${endpoints.url}/ingest/hl7v2`, midori, ADT)).text).code).toBe('AA');
+    expect(ackOf((await post(`${stack.url}/ingest/hl7v2`, midori, ADT)).text).code).toBe('AA');
     const replayed = await replay(id, midori);
     expect(replayed.status).toBe(200);
     expect(replayed.body).toMatchObject({ status: 'mapped', message: { id, status: 'mapped', attempts: 2, ack: 'AA' } });
@@ -65,7 +62,7 @@ describe(`message store: listing, replay, retention and log hygiene (${stackName
   });
 
   it('lists messages by status and kind; a sender sees only its own, the administrator all', async () => {
-    await post(`${endpoints.url}/ingest/hl7v2`, kita, message(MSH('KITA-1', 'ADT^A08^ADT_A01', '20261202090000'), 'PID|1||K-1^^^^PI||北^花子||19500101|F'));
+    await post(`${stack.url}/ingest/hl7v2`, kita, message(MSH('KITA-1', 'ADT^A08^ADT_A01', '20261202090000'), 'PID|1||K-1^^^^PI||北^花子||19500101|F'));
     const own = await get('/admin/messages', midori);
     expect(own.status).toBe(200);
     expect(own.body.messages.every((m: any) => m.sender === 'Organization/clinic-midori')).toBe(true);
@@ -99,8 +96,8 @@ describe(`message store: listing, replay, retention and log hygiene (${stackName
     const previous = log;
     setLogger(createLogger('info', sink));
     try {
-      await post(`${endpoints.url}/ingest/hl7v2`, midori, message(MSH('LOG-1', 'ADT^A08^ADT_A01', '20261203090000'), 'PID|1||0000990002^^^^PI||秘密^太郎||19400101|M'));
-      await post(`${endpoints.url}/ingest/hl7v2`, midori, message(MSH('LOG-2', 'ADT^A08^ADT_A01', '20261203090000'), 'PID|1||0000990003^^^^PI||秘密^次郎||19401399|M'));
+      await post(`${stack.url}/ingest/hl7v2`, midori, message(MSH('LOG-1', 'ADT^A08^ADT_A01', '20261203090000'), 'PID|1||0000990002^^^^PI||秘密^太郎||19400101|M'));
+      await post(`${stack.url}/ingest/hl7v2`, midori, message(MSH('LOG-2', 'ADT^A08^ADT_A01', '20261203090000'), 'PID|1||0000990003^^^^PI||秘密^次郎||19401399|M'));
     } finally {
       setLogger(previous);
     }

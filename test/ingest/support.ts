@@ -3,16 +3,6 @@ import { startMllpListener, type MllpListener } from '../../src/ingest/mllp.js';
 import { frame, MllpDecoder } from '../../src/ingest/mllp-framing.js';
 import { ADMIN_TOKEN, type TestStack } from '../support/stack.js';
 
-/** The ingest endpoints of a test stack: the gateway's own HTTP server. */
-export interface IngestEndpoints {
-  url: string;
-  close(): Promise<void>;
-}
-
-export async function ingestEndpoints(stack: TestStack): Promise<IngestEndpoints> {
-  return { url: stack.url, close: async () => {} };
-}
-
 export async function startMllp(stack: TestStack, options: { maxFrameBytes?: number } = {}): Promise<MllpListener> {
   return startMllpListener(stack.gateway.services, 0, { host: '127.0.0.1', ...options });
 }
