@@ -1,6 +1,7 @@
 import net, { type AddressInfo } from 'node:net';
 import { startMllpListener, type MllpListener } from '../../src/ingest/mllp.js';
 import { frame, MllpDecoder } from '../../src/ingest/mllp-framing.js';
+import { tokenSource } from '../support/fhir-client.js';
 import { ADMIN_TOKEN, type TestStack } from '../support/stack.js';
 
 export async function startMllp(stack: TestStack, options: { maxFrameBytes?: number } = {}): Promise<MllpListener> {
@@ -15,12 +16,7 @@ export async function registerClient(stack: TestStack, orgId: string, scope?: st
     body: JSON.stringify({ organization: `Organization/${orgId}`, name: `sender ${orgId}`, ...(scope ? { scope } : {}) }),
   });
   const { client_id: clientId, client_secret: secret } = (await reg.json()) as { client_id: string; client_secret: string };
-  const tokenRes = await fetch(`${stack.url}/oauth2/token`, {
-    method: 'POST',
-    headers: { authorization: `Basic ${Buffer.from(`${clientId}:${secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'client_credentials', ...(scope ? { scope } : {}) }).toString(),
-  });
-  const { access_token: token } = (await tokenRes.json()) as { access_token: string };
+  const token = await tokenSource(stack, clientId, secret, scope)();
   return { clientId, token };
 }
 
