@@ -66,18 +66,19 @@ export function parseAuditSearch(query: QueryParams, params: SqlParams): AuditSe
   return search;
 }
 
+/** The page and its total in one statement, so both see the same committed AuditEvents. */
 export async function searchAuditEvents(db: Queryable, viewer: Viewer, query: QueryParams) {
   const params = new SqlParams();
   const search = parseAuditSearch(query, params);
   const where = [auditVisibility(viewer, params), ...search.where].join(' AND ');
-  const countValues = params.values.slice();
-  const page = await db.query<{ id: string; json: string }>(
-    `SELECT id, content::text AS json FROM audit_event a WHERE ${where} ORDER BY a.seq DESC
-     LIMIT ${params.add(search.count)} OFFSET ${params.add(search.offset)}`,
+  const { rows } = await db.query<{ total: number; page: { id: string; json: string }[] }>(
+    `SELECT (SELECT count(*) FROM audit_event a WHERE ${where}) AS total,
+       (SELECT coalesce(json_agg(json_build_object('id', p.id, 'json', p.json) ORDER BY p.seq DESC), '[]')
+        FROM (SELECT a.seq, a.id, a.content::text AS json FROM audit_event a WHERE ${where} ORDER BY a.seq DESC
+              LIMIT ${params.add(search.count)} OFFSET ${params.add(search.offset)}) p) AS page`,
     params.values,
   );
-  const total = await db.query<{ total: number }>(`SELECT count(*) AS total FROM audit_event a WHERE ${where}`, countValues);
-  return { rows: page.rows, total: total.rows[0].total, count: search.count, offset: search.offset };
+  return { rows: rows[0].page, total: Number(rows[0].total), count: search.count, offset: search.offset };
 }
 
 export async function readAuditEvent(db: Queryable, viewer: Viewer, id: string): Promise<string | undefined> {
