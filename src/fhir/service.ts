@@ -175,11 +175,14 @@ export class FhirService {
     return this.db.transaction(async (tx) => this.commitPlanned(await this.planUpdate(caller, resource, ifMatch, tx), tx));
   }
 
-  /** Update (or create at a client-chosen id), with the current row locked until commit. */
-  async planUpdate(caller: Caller, resource: Resource, ifMatch: number | undefined, tx: Queryable): Promise<PlannedWrite> {
+  /**
+   * Update (or create at a client-chosen id), with the current row locked until commit. A caller that has
+   * locked the row already in `tx` passes what it read (null: no row) so it is not read twice.
+   */
+  async planUpdate(caller: Caller, resource: Resource, ifMatch: number | undefined, tx: Queryable, locked?: StoredResource | null): Promise<PlannedWrite> {
     const type = resource.resourceType;
     const id = resource.id!;
-    const current = await this.repo.lockCurrent(tx, type, id);
+    const current = locked === undefined ? await this.repo.lockCurrent(tx, type, id) : (locked ?? undefined);
     if (current && !canWrite(caller, current)) throw this.refuseWrite(caller, current);
     if (ifMatch !== undefined && (!current || current.deleted || current.versionId !== ifMatch))
       throw preconditionFailed(`If-Match: version ${ifMatch} is not the current version of ${type}/${id} / 版が一致しません`);

@@ -1,23 +1,23 @@
-import type { Bundle, Resource } from '@medplum/fhirtypes';
+import type { Resource } from '@medplum/fhirtypes';
 import type { PoolClient } from 'pg';
-import type { AuthContext } from '../auth/context.js';
+import { checkScope, type AuthContext } from '../auth/context.js';
 import type { Caller } from '../fhir/caller.js';
 import { FhirError } from '../fhir/outcome.js';
 import { FhirService } from '../fhir/service.js';
-import { processBundle } from '../fhir/transaction.js';
 import type { Lookup, MappedResource, MappingIssue } from '../mapping/engine.js';
 import { overlayTopLevel, sameValue } from '../mapping/merge.js';
-import type { SourceLocation } from '../mapping/spec.js';
 import { validateMapped } from '../mapping/validate.js';
 import type { Services } from '../services.js';
 import type { Database, Queryable } from '../store/db.js';
+import { STORED_COLUMNS, toStored, type StoredResource, type StoredRow } from '../store/stored.js';
+import type { PreparedWrite } from '../store/write-batch.js';
 
 /**
  * Writing mapped resources, inside one transaction with the message's status: existing resources are
  * found by identifier, each target is locked, resources last written by a newer message are left alone
  * (an older message never rolls data back), HL7 update semantics are applied over the stored version,
- * the result is validated against the profiles and committed as one FHIR transaction Bundle (with its
- * index rows, AuditEvents and outbox rows). A resource that would not change is not written again.
+ * the result is validated against the profiles (once) and committed as FHIR updates in that transaction
+ * (with their index rows, AuditEvents and outbox rows). A resource that would not change is not written again.
  */
 
 type Json = Record<string, unknown>;
@@ -114,43 +114,85 @@ function withoutMeta(resource: Json): Json {
 }
 
 export async function applyMapped(tx: PoolClient, ctx: ApplyContext, input: readonly MappedResource[]): Promise<Applied> {
-  const { services, fhir } = boundTo(ctx.services, tx);
+  const { fhir } = boundTo(ctx.services, tx);
   const mapped = input.map((m) => ({ ...m, resource: structuredClone(m.resource) }));
   await adoptExistingIds(fhir, ctx.caller, mapped, tx);
+  const targets = await lockTargets(tx, mapped, ctx.messageTime);
 
-  for (const key of [...new Set(mapped.map(keyOf))].sort()) {
-    await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`ingest:${key}`]);
-  }
-  const newer = ctx.messageTime ? await newerWritten(tx, mapped, ctx.messageTime) : new Set<string>();
-  const current = mapped.filter((m) => !newer.has(keyOf(m)));
-
-  const toWrite: MappedResource[] = [];
+  const toWrite: { m: MappedResource; stored: StoredResource | null }[] = [];
   const unchanged: string[] = [];
-  for (const m of current) {
-    const stored = await services.repo.lockCurrent(tx, m.resourceType, m.id);
+  const older: string[] = [];
+  for (const m of mapped) {
+    const target = targets.get(keyOf(m));
+    if (target?.newer) {
+      older.push(keyOf(m));
+      continue;
+    }
+    const stored = target?.stored ?? null;
     const storedJson = stored && !stored.deleted && stored.json && stored.owner === ctx.caller.organizationId ? (JSON.parse(stored.json) as Json) : undefined;
     if (storedJson && m.merge) m.resource = { ...overlayTopLevel(storedJson, m.resource, m.deletions), meta: m.resource.meta };
     if (storedJson && sameValue(withoutMeta(storedJson), withoutMeta(m.resource))) unchanged.push(keyOf(m));
-    else toWrite.push(m);
+    else toWrite.push({ m, stored });
   }
 
-  const invalid = validateMapped(toWrite);
+  const invalid = validateMapped(toWrite.map((w) => w.m));
   if (invalid.length) throw new ApplyError(invalid);
+  const written = await writeVersions(fhir, ctx, tx, toWrite);
+  if (ctx.messageTime) await advanceClocks(tx, [...toWrite.map((w) => keyOf(w.m)), ...unchanged], ctx.messageTime, ctx.messageId);
+  return { written, unchanged, older };
+}
 
-  let written: string[] = [];
-  if (toWrite.length) {
-    const bundle: Bundle = {
-      resourceType: 'Bundle',
-      type: 'transaction',
-      entry: toWrite.map((m) => ({ resource: m.resource as unknown as Resource, request: { method: 'PUT', url: keyOf(m) } })),
-    };
-    const response = await processBundle(fhir, services, ctx.caller, ctx.auth, bundle, ctx.base).catch((err: unknown) => {
-      throw err instanceof FhirError ? fromFhirError(err, toWrite) : err;
-    });
-    written = (response.entry ?? []).map((e) => e.response?.location ?? '').filter(Boolean);
+/**
+ * Writes the validated resources as FHIR updates (ownership, scopes, AuditEvents, index and outbox rows)
+ * in the open transaction, with the rows already locked: each is validated once, here, before the store.
+ */
+async function writeVersions(
+  fhir: FhirService, ctx: ApplyContext, tx: PoolClient, toWrite: readonly { m: MappedResource; stored: StoredResource | null }[],
+): Promise<string[]> {
+  const writes: PreparedWrite[] = [];
+  const written: string[] = [];
+  for (const { m, stored } of toWrite) {
+    try {
+      checkScope(ctx.auth, m.resourceType, 'update');
+      const planned = await fhir.planUpdate(ctx.caller, m.resource as unknown as Resource, undefined, tx, stored);
+      if (planned.write) writes.push(planned.write);
+      if (planned.result.location) written.push(planned.result.location);
+    } catch (err) {
+      throw err instanceof FhirError ? fromFhirError(err, m) : err;
+    }
   }
-  if (ctx.messageTime) await advanceClocks(tx, [...toWrite.map(keyOf), ...unchanged], ctx.messageTime, ctx.messageId);
-  return { written, unchanged, older: [...newer] };
+  if (writes.length) await fhir.commitWrites(writes, tx);
+  return written;
+}
+
+interface Target {
+  stored?: StoredResource;
+  /** A newer message has written this resource since. */
+  newer: boolean;
+}
+
+/**
+ * Locks what the message writes, in one order for every writer (advisory locks on `Type/id`, so a
+ * resource not yet stored is covered too), then reads each current row (locked until commit) and whether
+ * a newer message than this one wrote it.
+ */
+async function lockTargets(tx: Queryable, mapped: readonly MappedResource[], time: Date | undefined): Promise<Map<string, Target>> {
+  const targets = new Map<string, Target>();
+  if (!mapped.length) return targets;
+  const keys = [...new Set(mapped.map(keyOf))].sort();
+  await tx.query('SELECT pg_advisory_xact_lock(hashtext(k)) FROM unnest($1::text[]) AS u(k)', [keys.map((k) => `ingest:${k}`)]);
+  const { rows } = await tx.query<StoredRow & { key_type: string; key_id: string; newer: boolean | null; found: boolean }>(
+    `WITH t AS (SELECT * FROM unnest($1::text[], $2::text[]) AS t(resource_type, id)),
+     locked AS (SELECT ${STORED_COLUMNS} FROM resource WHERE (resource_type, id) IN (SELECT resource_type, id FROM t) FOR UPDATE)
+     SELECT t.resource_type AS key_type, t.id AS key_id, c.message_time > $3 AS newer, locked.resource_type IS NOT NULL AS found, locked.*
+     FROM t LEFT JOIN locked USING (resource_type, id)
+     LEFT JOIN ingest_resource_clock c ON c.resource_type = t.resource_type AND c.resource_id = t.id`,
+    [keys.map((k) => k.split('/')[0]), keys.map((k) => k.split('/')[1]), time ?? null],
+  );
+  for (const row of rows) {
+    targets.set(`${row.key_type}/${row.key_id}`, { newer: row.newer === true, ...(row.found ? { stored: toStored(row) } : {}) });
+  }
+  return targets;
 }
 
 /** A resource with an identity (the Patient of PID-3) updates the sender's existing one with that identifier. */
@@ -174,17 +216,6 @@ async function adoptExistingIds(fhir: FhirService, caller: Caller, mapped: Mappe
   rewriteReferences(mapped, renames);
 }
 
-async function newerWritten(tx: Queryable, mapped: readonly MappedResource[], time: Date): Promise<Set<string>> {
-  if (!mapped.length) return new Set();
-  const { rows } = await tx.query<{ resource_type: string; resource_id: string }>(
-    `SELECT c.resource_type, c.resource_id FROM ingest_resource_clock c
-     JOIN unnest($1::text[], $2::text[]) AS t(resource_type, resource_id) USING (resource_type, resource_id)
-     WHERE c.message_time > $3`,
-    [mapped.map((m) => m.resourceType), mapped.map((m) => m.id), time],
-  );
-  return new Set(rows.map((r) => `${r.resource_type}/${r.resource_id}`));
-}
-
 async function advanceClocks(tx: Queryable, keys: string[], time: Date, messageId: number): Promise<void> {
   if (!keys.length) return;
   const [types, ids] = [keys.map((k) => k.split('/')[0]), keys.map((k) => k.split('/')[1])];
@@ -197,12 +228,8 @@ async function advanceClocks(tx: Queryable, keys: string[], time: Date, messageI
   );
 }
 
-/** A refusal by the FHIR layer (ownership, profile, rule), located at the source of the entry it names. */
-function fromFhirError(err: FhirError, written: readonly MappedResource[]): ApplyError {
-  const issues = err.issues.map((i) => {
-    const index = Number(/Bundle\.entry\[(\d+)\]/.exec(i.expression?.[0] ?? i.diagnostics)?.[1]);
-    const location: SourceLocation = Number.isInteger(index) && written[index] ? written[index].origin : {};
-    return { kind: 'invalid' as const, location, reason: i.diagnostics };
-  });
+/** A refusal by the FHIR layer (ownership, scope, rule), located at the source of the resource it concerns. */
+function fromFhirError(err: FhirError, m: MappedResource): ApplyError {
+  const issues = err.issues.map((i) => ({ kind: 'invalid' as const, location: m.origin, reason: i.diagnostics }));
   return new ApplyError(issues, err.status >= 500 ? 422 : err.status);
 }
