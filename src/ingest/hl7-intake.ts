@@ -8,10 +8,9 @@ import { ackHeaderOf, buildAck, fallbackAckHeader, type Ack, type AckHeader } fr
 import { ERROR_CODES, Hl7Error, rejected, type Hl7Problem } from './hl7v2/errors.js';
 import { mapMessage, readMessage } from './hl7v2/pipeline.js';
 import { mappings } from './mappings.js';
-import {
-  claimApplied, findApplied, markDuplicate, markRejected, recordReceived, recordResources, type MessageStatus,
-} from './message-store.js';
-import { loadSenderFacts } from './sender.js';
+import { keepAndLookUp, markApplied } from './hl7v2/intake-rows.js';
+import { findApplied, markDuplicate, markRejected, recordReceived, type MessageStatus, type ReceivedMessage } from './message-store.js';
+import { loadSenderFacts, senderFactsOf, type SenderFacts } from './sender.js';
 
 /**
  * One HL7 v2 message from receipt to acknowledgment, the same over HTTP and MLLP: keep the bytes, refuse
@@ -31,6 +30,8 @@ export interface Hl7Outcome {
   httpStatus: number;
   status: MessageStatus;
   messageId?: number;
+  /** The gateway could not process the message: the sender may send it again after this many seconds. */
+  retryAfterSeconds?: number;
 }
 
 export interface Hl7Options {
@@ -54,32 +55,28 @@ export async function receiveHl7(services: Services, bytes: Uint8Array, sender: 
   const db = services.db;
   let header: AckHeader = fallbackAckHeader(bytes);
   let id = options.existingId;
-  const keep = async (extra: Partial<Parameters<typeof recordReceived>[1]> = {}) => {
-    id ??= await recordReceived(db, {
-      kind: 'hl7v2', transport: options.transport, senderOrg: sender?.organizationId, senderClient: sender?.clientId,
-      raw: bytes, contentType: options.contentType, controlId: header.controlId || undefined, ...extra,
-    });
-    return id;
-  };
+  const received = (extra: Partial<ReceivedMessage> = {}): ReceivedMessage => ({
+    kind: 'hl7v2', transport: options.transport, senderOrg: sender?.organizationId, senderClient: sender?.clientId,
+    raw: bytes, contentType: options.contentType, controlId: header.controlId || undefined, ...extra,
+  });
+  const keep = async () => (id ??= await recordReceived(db, received()));
   try {
     if (options.refusal) throw options.refusal;
     if (!sender) throw new Hl7Error('AR', [{ location: {}, code: ERROR_CODES.unknownKey, reason: 'The sender is not identified' }], 401);
     const read = readMessage(bytes);
     header = ackHeaderOf(read.message, read.decoded.charset, read.decoded.declared);
     const { facts } = read;
-    const messageId = await keep({ controlId: facts.controlId, messageType: facts.type, messageTime: facts.timeValue });
+    const kept = await keepMessage(services, sender, received({ controlId: facts.controlId, messageType: facts.type, messageTime: facts.timeValue }), id);
+    const messageId = (id = kept.id);
     refuseProcessingId(services, facts.processingId);
-    const earlier = await findApplied(db, sender.organizationId, 'hl7v2', facts.controlId);
-    if (earlier && earlier.id !== messageId) return await duplicate(services, header, messageId, earlier.id);
+    if (kept.earlier !== undefined && kept.earlier !== messageId) return await duplicate(services, header, messageId, kept.earlier);
 
-    const senderFacts = await loadSenderFacts(services, sender.organizationId);
-    const output = mapMessage(read, senderFacts, mappings());
+    const output = mapMessage(read, kept.facts, mappings());
     const applied = await db.transaction(async (tx) => {
-      await claimApplied(tx, messageId, facts.type, facts.timeValue);
       const result = await applyMapped(tx, {
         services, caller: callerOf(sender), auth: sender.auth, messageId, messageTime: facts.timeValue, base: options.base,
       }, output.resources);
-      await recordResources(tx, messageId, result.written);
+      await markApplied(tx, messageId, facts.type, facts.timeValue, result.written);
       return result;
     });
     log.info({ messageId, type: facts.type, organization: sender.organizationId, written: applied.written.length,
@@ -94,6 +91,22 @@ export async function receiveHl7(services: Services, bytes: Uint8Array, sender: 
     }
     return refuse(services, header, err, keep);
   }
+}
+
+interface KeptMessage {
+  id: number;
+  earlier?: number;
+  facts: SenderFacts;
+}
+
+/** Keeps the bytes (one statement with the look-ups the intake needs), or reads them for a stored message. */
+async function keepMessage(services: Services, sender: IngestSender, message: ReceivedMessage, existingId: number | undefined): Promise<KeptMessage> {
+  if (existingId === undefined) {
+    const kept = await keepAndLookUp(services.db, { ...message, senderOrg: sender.organizationId, controlId: message.controlId ?? '' });
+    return { id: kept.id, earlier: kept.earlier, facts: senderFactsOf(sender.organizationId, kept.organization) };
+  }
+  const earlier = await findApplied(services.db, sender.organizationId, 'hl7v2', message.controlId ?? '');
+  return { id: existingId, earlier: earlier?.id, facts: await loadSenderFacts(services, sender.organizationId) };
 }
 
 /** MSH-11: a training (T) or debugging (D) message never reaches live data unless this gateway takes them. */
@@ -116,6 +129,15 @@ const KIND_CODES: Record<MappingIssue['kind'], Hl7Problem['code']> = {
   conflict: ERROR_CODES.duplicateKey, invalid: ERROR_CODES.dataType,
 };
 
+/**
+ * A message the gateway could not process for reasons of its own (store down, internal error) is
+ * rejected (AR, HL7 v2.5 §2.9: not processed for reasons unrelated to its content) with 207; the
+ * sender may send it again later, over HTTP after Retry-After.
+ */
+export const RETRY_AFTER_SECONDS = 30;
+
+const internalError = (reason: string) => new Hl7Error('AR', [{ location: {}, code: ERROR_CODES.internalError, reason }], 503);
+
 function asRefusal(err: unknown): Hl7Error {
   if (err instanceof Hl7Error) return err;
   if (err instanceof ApplyError) {
@@ -123,22 +145,23 @@ function asRefusal(err: unknown): Hl7Error {
     return new Hl7Error(err.status === 403 ? 'AR' : 'AE', problems, err.status);
   }
   log.error({ err }, 'HL7 message could not be processed');
-  return new Hl7Error('AE', [{ location: {}, code: ERROR_CODES.internalError, reason: 'Internal error; send the message again later / 内部エラー' }], 500);
+  return internalError('Internal error; send the message again later / 内部エラーのため処理できませんでした。後で再送してください');
 }
 
 async function refuse(services: Services, header: AckHeader, err: unknown, keep: () => Promise<number>): Promise<Hl7Outcome> {
   const refusal = asRefusal(err);
+  const retry = refusal.status === 503 ? { retryAfterSeconds: RETRY_AFTER_SECONDS } : {};
   let messageId: number | undefined;
   try {
     messageId = await keep();
     await markRejected(services.db, messageId, refusal.problems, refusal.ack);
   } catch (storeErr) {
     log.error({ err: storeErr }, 'a refused HL7 message could not be kept');
-    const problems: Hl7Problem[] = [{ location: {}, code: ERROR_CODES.internalError, reason: 'The message could not be stored; send it again later' }];
-    return { ack: buildAck(header, 'AE', 'Not stored', problems), httpStatus: 503, status: 'rejected' };
+    const stored = internalError('The message could not be stored; send it again later / 保存できませんでした。後で再送してください');
+    return { ack: buildAck(header, 'AR', 'Not stored', stored.problems), httpStatus: 503, status: 'rejected', retryAfterSeconds: RETRY_AFTER_SECONDS };
   }
   log.info({ messageId, ack: refusal.ack, problems: refusal.problems.map((p) => p.code) }, 'HL7 message refused');
   log.debug({ messageId, problems: refusal.problems }, 'HL7 refusal details');
   const text = refusal.ack === 'AR' ? `Rejected (message ${messageId})` : `Error (message ${messageId})`;
-  return { ack: buildAck(header, refusal.ack, text, refusal.problems), httpStatus: refusal.status, status: 'rejected', messageId };
+  return { ack: buildAck(header, refusal.ack, text, refusal.problems), httpStatus: refusal.status, status: 'rejected', messageId, ...retry };
 }

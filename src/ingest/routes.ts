@@ -92,6 +92,7 @@ const CHARSET_NAMES: Record<Charset, string> = { 'iso-2022-jp': 'ISO-2022-JP', '
 
 function sendAck(res: Response, outcome: Hl7Outcome): void {
   if (outcome.messageId !== undefined) res.set('Location', `/admin/messages/${outcome.messageId}`);
+  if (outcome.retryAfterSeconds !== undefined) res.set('Retry-After', String(outcome.retryAfterSeconds));
   res.status(outcome.httpStatus).type(`x-application/hl7-v2+er7; charset=${CHARSET_NAMES[outcome.ack.charset]}`).send(outcome.ack.bytes);
 }
 
