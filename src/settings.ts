@@ -19,11 +19,19 @@ export function sizeSetting(env: Env, name: string, fallback: number): number {
   return Number(match[1]) * (unit === 'mb' ? 1024 * 1024 : unit === 'kb' ? 1024 : 1);
 }
 
+/** on, true, 1, yes → true; off, false, 0, no → false (any case, trimmed); anything else → undefined. */
+export function onOffValue(raw: string): boolean | undefined {
+  const value = raw.trim().toLowerCase();
+  if (['on', 'true', '1', 'yes'].includes(value)) return true;
+  if (['off', 'false', '0', 'no'].includes(value)) return false;
+  return undefined;
+}
+
 /** An on/off setting: on, true, 1, yes or off, false, 0, no. */
 export function onOffSetting(env: Env, name: string, fallback: boolean): boolean {
-  const raw = env[name]?.trim().toLowerCase();
-  if (!raw) return fallback;
-  if (['on', 'true', '1', 'yes'].includes(raw)) return true;
-  if (['off', 'false', '0', 'no'].includes(raw)) return false;
-  throw new Error(`${name} must be on or off, got "${env[name]}"`);
+  const raw = env[name];
+  if (!raw?.trim()) return fallback;
+  const value = onOffValue(raw);
+  if (value === undefined) throw new Error(`${name} must be on or off, got "${raw}"`);
+  return value;
 }

@@ -1,4 +1,5 @@
 import { toDateTime } from '../mapping/transforms/dates.js';
+import { reconcilePlanVersions } from './careplan-versions.js';
 import { charsetOfContentType, decodeText, parseTable, requireColumns, TableError } from './csv.js';
 import { mappings } from './mappings.js';
 import type { SenderFacts } from './sender.js';
@@ -28,19 +29,28 @@ export function parseCareplanFileName(name: string | undefined): CareplanFileNam
 }
 
 const TABLES: Record<string, string> = { '1': 'careplan-csv/table1', '2': 'careplan-csv/table2', user: 'careplan-csv/user' };
-const UNSUPPORTED: Record<string, string> = {
-  '3': '第3表 (週間サービス計画表)', '6': '第6表 (サービス利用票)', '7': '第7表 (サービス利用票別表)',
+/**
+ * 第3表 has no CSV in the standard (厚労省 介護保険最新情報 vol.1156 defines 第1表, 第2表, 第6表, 第7表 and
+ * 利用者補足情報); 第6表 and 第7表 are standard but not mapped by this gateway yet.
+ */
+const UNSUPPORTED: Record<string, { en: string; ja: string }> = {
+  '3': { en: 'table 3 (週間サービス計画表) has no CSV layout in the ケアプランデータ連携 standard', ja: '第3表（週間サービス計画表）は標準仕様にCSV様式がありません' },
+  '6': { en: 'table 6 (サービス利用票) is not mapped by this gateway yet', ja: '第6表（サービス利用票）には未対応です' },
+  '7': { en: 'table 7 (サービス利用票別表) is not mapped by this gateway yet', ja: '第7表（サービス利用票別表）には未対応です' },
 };
+const SUPPORTED_EN = 'supported: table=user (利用者補足情報), table=1 (第1表), table=2 (第2表)';
+const SUPPORTED_JA = '対応している表: 利用者補足情報（table=user）、第1表（table=1）、第2表（table=2）';
 
 function tableOf(requested: string | undefined, file: CareplanFileName | undefined, header: string[]): string {
   const fromName = file && /^UP([1-7])/.exec(file.prefix)?.[1];
   const fromHeader = header.includes('課題NO') ? '2' : header.includes('利用者氏名') ? 'user' : header.includes('作成年月日') ? '1' : undefined;
   const table = requested ?? fromName ?? fromHeader;
   if (table && UNSUPPORTED[table]) {
-    throw new TableError([{ reason: `${UNSUPPORTED[table]} is not accepted: its CSV layout is not known to this gateway (accepted: table=1, 2, user) / この表には対応していません` }], 422);
+    const { en, ja } = UNSUPPORTED[table];
+    throw new TableError([{ reason: `This file is not accepted: ${en}; ${SUPPORTED_EN} / このファイルは受け付けられません: ${ja}。${SUPPORTED_JA}` }], 422);
   }
   if (!table || !TABLES[table]) {
-    throw new TableError([{ reason: 'Say which table this is: ?table=1|2|user, or the standard file name in X-Filename / 表の種類を指定してください' }], 400);
+    throw new TableError([{ reason: `Say which table this is: ?table=user|1|2, or the standard file name in X-Filename (${SUPPORTED_EN}) / 表の種類を指定してください（${SUPPORTED_JA}）` }], 400);
   }
   return TABLES[table];
 }
@@ -68,5 +78,6 @@ export function prepareCareplan(bytes: Uint8Array, request: CareplanRequest, sen
     messageType: id,
     messageTime: created ? new Date(created) : undefined,
     vars: { 'file.name': request.fileName ?? '' },
+    ...(id === TABLES.user ? {} : { reconcile: reconcilePlanVersions }),
   };
 }

@@ -12,7 +12,8 @@ import { ERROR_CODES, rejected } from './hl7v2/errors.js';
 import { receiveHl7, type Hl7Outcome, type IngestSender } from './hl7-intake.js';
 import { messageAdminRoutes } from './message-admin.js';
 import { mllpSenderRoutes } from './mllp-senders.js';
-import { receiveTable, type TableOutcome } from './table-intake.js';
+import { partialFlag, receiveTable, type TableOutcome } from './table-intake.js';
+import { TableError } from './csv.js';
 
 /**
  * HTTP ingest: `POST /ingest/hl7v2` (the message bytes as sent; the answer is the HL7 ACK, 200 for AA,
@@ -75,9 +76,15 @@ async function receiveFile(
     sendOutcome(res, 413, `The file is larger than ${services.config.maxBodyBytes} bytes / ファイルが大きすぎます`);
     return;
   }
+  let partial: boolean;
+  try {
+    partial = partialFlag(req.query.partial);
+  } catch (err) {
+    sendOutcome(res, 400, (err as TableError).problems[0].reason);
+    return;
+  }
   const outcome: TableOutcome = await receiveTable(services, body.bytes, sender, {
-    kind, transport: 'http', contentType: req.get('content-type'), fileName,
-    partial: ['true', '1', 'yes'].includes(query(req, 'partial') ?? ''), base: fhirBase(req, services.config),
+    kind, transport: 'http', contentType: req.get('content-type'), fileName, partial, base: fhirBase(req, services.config),
   }, prepare(body.bytes));
   if (outcome.messageId !== undefined) res.set('Location', `/admin/messages/${outcome.messageId}`);
   res.status(outcome.httpStatus).type('application/fhir+json').send(JSON.stringify(outcome.outcome));
@@ -97,7 +104,8 @@ function sendAck(res: Response, outcome: Hl7Outcome): void {
 }
 
 function sendOutcome(res: Response, status: number, diagnostics: string): void {
-  res.status(status).type('application/fhir+json').send(JSON.stringify(operationOutcome([{ code: status === 413 ? 'too-costly' : 'forbidden', diagnostics }])));
+  const code = status === 413 ? 'too-costly' : status === 400 ? 'invalid' : 'forbidden';
+  res.status(status).type('application/fhir+json').send(JSON.stringify(operationOutcome([{ code, diagnostics }])));
 }
 
 function query(req: Request, name: string): string | undefined {

@@ -6,6 +6,8 @@ import type { MappedResource, MappingEngine, MappingIssue, MappingOutput } from 
 import { mergeInto } from '../mapping/merge.js';
 import { RowSource } from '../mapping/source.js';
 import type { Services } from '../services.js';
+import { onOffValue } from '../settings.js';
+import type { Queryable } from '../store/db.js';
 import { applyMapped, ApplyError, boundTo, resolveLookups, rewriteReferences } from './apply.js';
 import { TableError, type Table, type TableProblem } from './csv.js';
 import { callerOf, type IngestSender } from './hl7-intake.js';
@@ -29,6 +31,20 @@ export interface PreparedTable {
   /** The time the file describes (file name timestamp), for ordering; none when the file does not say. */
   messageTime?: Date;
   vars?: Record<string, string>;
+  /** Adjusts the assembled resources against the store before they are written; returns more to write. */
+  reconcile?: (tx: Queryable, owner: string, resources: MappedResource[]) => Promise<MappedResource[]>;
+  /** Warnings about what was stored, for the answer (not errors: nothing is refused). */
+  review?: (tx: Queryable, stored: { resources: readonly MappedResource[]; linesOf(key: string): number[] }, messageId: number) => Promise<Issue[]>;
+}
+
+/** The `partial` flag of an intake or a replay: on/off as settings read it; absent is off. */
+export function partialFlag(raw: unknown): boolean {
+  if (raw === undefined || raw === '') return false;
+  const value = typeof raw === 'string' ? onOffValue(raw) : undefined;
+  if (value === undefined) {
+    throw new TableError([{ reason: `partial must be true or false (also on/off, 1/0, yes/no), got "${String(raw)}" / partial の値が正しくありません` }], 400);
+  }
+  return value;
 }
 
 export interface TableRequest {
@@ -141,11 +157,14 @@ export async function receiveTable(
         if (failed.size && (!request.partial || failed.size === rows.size)) throw new TableError(sortedProblems(failed), 422);
         rewriteReferences(assembly.resources, lookups.resolved);
         try {
+          const more = prepared.reconcile ? await prepared.reconcile(tx, sender.organizationId, assembly.resources) : [];
           const applied = await applyMapped(tx, {
             services, caller, auth: sender.auth, messageId: id, messageTime: prepared.messageTime, base: request.base,
-          }, assembly.resources);
+          }, [...assembly.resources, ...more]);
           await recordResources(tx, id, applied.written);
-          return { applied, rejected: sortedProblems(failed) };
+          const linesOf = (key: string) => [...(assembly.contributors.get(key) ?? [])].sort((a, b) => a - b);
+          const warnings = prepared.review ? await prepared.review(tx, { resources: assembly.resources, linesOf }, id) : [];
+          return { applied, rejected: sortedProblems(failed), warnings };
         } catch (err) {
           if (!(err instanceof ApplyError) || !request.partial || attempt > rows.size) throw err;
           const blamed = blame(err, assembly);
@@ -154,14 +173,14 @@ export async function receiveTable(
         }
       }
     });
-    const { applied, rejected } = result;
+    const { applied, rejected, warnings } = result;
     log.info({ messageId: id, kind: request.kind, organization: sender.organizationId, rows: rows.size, rejectedRows: new Set(rejected.map((r) => r.line)).size,
       written: applied.written.length }, 'file applied');
     const summary: Issue = {
       severity: 'information', code: 'informational',
       diagnostics: `Stored: ${applied.written.length} written, ${applied.unchanged.length} unchanged, ${applied.older.length} left as newer data (message ${id}); ${rows.size - new Set(rejected.map((r) => r.line)).size} of ${rows.size} rows accepted`,
     };
-    return { httpStatus: 200, outcome: operationOutcome([summary, ...toIssues(rejected)]), status: 'mapped', messageId: id, written: applied.written };
+    return { httpStatus: 200, outcome: operationOutcome([summary, ...warnings, ...toIssues(rejected)]), status: 'mapped', messageId: id, written: applied.written };
   } catch (err) {
     if ((err as { code?: string })?.code === '23505') {
       const original = await findApplied(services.db, sender.organizationId, request.kind, controlId);

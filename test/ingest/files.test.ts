@@ -112,7 +112,13 @@ describe(`care-plan CSV and care records over HTTP (${stackName})`, () => {
     const utf8 = await careplan(Buffer.from(iconv.decode(csvFile(FIXTURE), 'cp932'), 'utf8'), '?table=2');
     expect(utf8.status).toBe(400);
     expect(json(utf8.text).issue[0].diagnostics).toMatch(/^line 1: the file is not valid Shift_JIS/);
-    expect((await careplan(csvFile(FIXTURE), '?table=3')).status).toBe(422);
+    for (const table of ['3', '6', '7']) {
+      const unsupported = await careplan(csvFile(FIXTURE), `?table=${table}`);
+      expect(unsupported.status).toBe(422);
+      expect(json(unsupported.text).issue[0].diagnostics).toMatch(/supported: table=user \(利用者補足情報\), table=1 \(第1表\), table=2 \(第2表\).*対応している表/);
+    }
+    const third = await careplan(csvFile(FIXTURE), '', { 'x-filename': 'UP3KYO_202611_1370000001_1370000002_20261101090000.CSV' });
+    expect(json(third.text).issue[0].diagnostics).toMatch(/^This file is not accepted: table 3 .*no CSV layout in the ケアプランデータ連携 standard.*第3表（週間サービス計画表）は標準仕様にCSV様式がありません/);
     const other = await careplan(csvFile(FIXTURE), '', { 'x-filename': 'UP2KYO_202611_1370009999_1370000002_20261101090000.CSV' });
     expect(other.status).toBe(403);
     const list = await fetch(`${stack.url}/admin/messages?kind=careplan-csv&status=rejected`, { headers: { authorization: `Bearer ${careManager}` } });
@@ -137,6 +143,26 @@ describe(`care-plan CSV and care records over HTTP (${stackName})`, () => {
     expect(res.status).toBe(200);
     const sakura = new FhirClient(stack.url, facility);
     expect((await sakura.get('Communication')).body.total).toBe(2);
+  });
+
+  it('reads the partial flag the same way on intake and on $replay (true/1/yes/on, false/0/no/off; anything else 400)', async () => {
+    const file = (hour: string) => `記録日時,施設利用者ID,体温\n2026-11-25T${hour}:00:00+09:00,R-0042,36.5\n2026-11-25T${hour}:00:00+09:00,R-0099,36.5\n`;
+    for (const [hour, flag] of [['01', 'yes'], ['02', 'ON'], ['03', '1'], ['04', 'true']]) {
+      const res = await records(file(hour), `?partial=${flag}`);
+      expect(res.status, `${flag}: ${res.text}`).toBe(200);
+      expect(json(res.text).issue[0].diagnostics).toMatch(/1 of 2 rows accepted/);
+    }
+    const unclear = await records(file('05'), '?partial=maybe');
+    expect(unclear.status).toBe(400);
+    expect(json(unclear.text).issue[0].diagnostics).toMatch(/^partial must be true or false/);
+    const refused = await records(file('05'), '?partial=no');
+    expect(refused.status).toBe(422);
+    const replay = (flag: string) => fetch(`${stack.url}${refused.location}/$replay?partial=${flag}`, { method: 'POST', headers: { authorization: `Bearer ${facility}` } });
+    expect((await replay('maybe')).status).toBe(400);
+    expect((await replay('off')).status).toBe(422);
+    const accepted = await replay('yes');
+    expect(accepted.status).toBe(200);
+    expect(((await accepted.json()) as { status: string }).status).toBe('mapped');
   });
 
   it('refuses bad values, unknown residents and a 急変 with no 協力医療機関 to tell, naming line and column', async () => {

@@ -1,0 +1,172 @@
+import type { MappedResource } from '../mapping/engine.js';
+import { sameValue } from '../mapping/merge.js';
+import type { Queryable } from '../store/db.js';
+
+/**
+ * Versions of one 居宅サービス計画: the sender's CarePlans (category kyotaku) about one subject. Each
+ * 居宅サービス計画作成(変更)日 is its own CarePlan; only the newest is current. When a file brings plan
+ * versions, every other version of the same subject and sender becomes `revoked` (FHIR R4: terminated
+ * before completion, possibly replaced by a new plan), each version `replaces` the one before it, and what
+ * a version no longer contains stops being current without being deleted: its 課題 (Condition) become
+ * clinicalStatus `inactive`, its Goals lifecycleStatus `completed` (no longer sought; whether they were
+ * achieved is not known), its open activities `stopped`. An older version arriving after a newer one is
+ * stored as revoked and changes nothing of the newer one.
+ */
+
+type Json = Record<string, any>;
+
+const KIND_SYSTEM = 'http://renkei.jp/fhir/CodeSystem/careplan-kind';
+const CLINICAL_SYSTEM = 'http://terminology.hl7.org/CodeSystem/condition-clinical';
+const OPEN_ACTIVITY = ['not-started', 'scheduled', 'in-progress', 'on-hold'];
+const OPEN_GOAL = ['proposed', 'planned', 'accepted', 'active', 'on-hold'];
+const OPEN_CONDITION = ['active', 'recurrence', 'relapse'];
+
+interface Version {
+  id: string;
+  /** 居宅サービス計画作成(変更)日 (period.start). */
+  date: string;
+  stored?: Json;
+  incoming?: MappedResource;
+}
+
+const isKyotaku = (plan: Json) =>
+  (plan.category ?? []).some((c: Json) => (c.coding ?? []).some((k: Json) => k.system === KIND_SYSTEM && k.code === 'kyotaku'));
+
+const keyOf = (m: { resourceType: string; id: string }) => `${m.resourceType}/${m.id}`;
+
+/** The element as the plan will be stored: the file's when it carries it (merge), else the stored one. */
+const effective = (v: Version, element: string): unknown => v.incoming?.resource[element] ?? v.stored?.[element];
+
+function referencesOf(v: Version): Set<string> {
+  const refs = [...((effective(v, 'addresses') as Json[]) ?? []), ...((effective(v, 'goal') as Json[]) ?? [])];
+  const stored = [...(v.stored?.addresses ?? []), ...(v.stored?.goal ?? [])];
+  return new Set([...refs, ...stored].map((r: Json) => r.reference).filter((r): r is string => typeof r === 'string'));
+}
+
+/** The current plan's Conditions and Goals: everything else the scope referred to stops being current. */
+const currentReferences = (v: Version) => new Set(
+  [...((effective(v, 'addresses') as Json[]) ?? []), ...((effective(v, 'goal') as Json[]) ?? [])].map((r) => r.reference as string),
+);
+
+async function storedPlans(tx: Queryable, owner: string, patientId: string): Promise<Json[]> {
+  await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`careplan-scope:${owner}:${patientId}`]);
+  const { rows } = await tx.query<{ content: Json }>(
+    `SELECT content FROM resource WHERE resource_type = 'CarePlan' AND owner = $1 AND patient_id = $2 AND NOT deleted`,
+    [owner, patientId],
+  );
+  return rows.map((r) => r.content).filter(isKyotaku);
+}
+
+async function storedResource(tx: Queryable, owner: string, reference: string): Promise<Json | undefined> {
+  const [type, id] = reference.split('/');
+  const { rows } = await tx.query<{ content: Json }>(
+    'SELECT content FROM resource WHERE resource_type = $1 AND id = $2 AND owner = $3 AND NOT deleted',
+    [type, id, owner],
+  );
+  return rows[0]?.content;
+}
+
+function asMapped(json: Json): MappedResource {
+  const { meta, ...rest } = json;
+  const resource = { ...rest, ...(meta?.profile ? { meta: { profile: meta.profile } } : {}) };
+  return { name: 'superseded', resourceType: json.resourceType, id: json.id, resource, merge: false, deletions: [], provenance: {}, sources: {}, origin: {} };
+}
+
+/** Condition → inactive, Goal → completed; false when it is not current already. */
+function endCurrency(resource: Json, date: string): boolean {
+  if (resource.resourceType === 'Condition') {
+    const code = resource.clinicalStatus?.coding?.find((c: Json) => c.system === CLINICAL_SYSTEM)?.code;
+    if (!OPEN_CONDITION.includes(code)) return false;
+    resource.clinicalStatus = { coding: [{ system: CLINICAL_SYSTEM, code: 'inactive' }] };
+    return true;
+  }
+  if (resource.resourceType === 'Goal') {
+    if (!OPEN_GOAL.includes(resource.lifecycleStatus)) return false;
+    resource.lifecycleStatus = 'completed';
+    resource.statusDate = date;
+    resource.statusReason = '居宅サービス計画の変更により対象外 / no longer part of the current care plan';
+    return true;
+  }
+  return false;
+}
+
+const stopActivity = (a: Json): Json =>
+  a.detail && OPEN_ACTIVITY.includes(a.detail.status) ? { ...a, detail: { ...a.detail, status: 'stopped' } } : a;
+
+const withoutStatus = (a: Json) => ({ ...a, detail: { ...a.detail, status: undefined } });
+
+/** The plan's activities: the file's, plus the stored ones it no longer sends (stopped). */
+function keepDroppedActivities(v: Version): void {
+  const sent = v.incoming?.resource.activity as Json[] | undefined;
+  const before = (v.stored?.activity ?? []) as Json[];
+  if (!sent || !before.length) return;
+  const dropped = before.filter((old) => !sent.some((a) => sameValue(JSON.parse(JSON.stringify(withoutStatus(a))), JSON.parse(JSON.stringify(withoutStatus(old))))));
+  if (dropped.length) v.incoming!.resource.activity = [...sent, ...dropped.map(stopActivity)];
+}
+
+function revoke(v: Version, extra: Map<string, MappedResource>): void {
+  if (v.incoming) {
+    v.incoming.resource.status = 'revoked';
+    if (Array.isArray(v.incoming.resource.activity)) v.incoming.resource.activity = v.incoming.resource.activity.map(stopActivity);
+    return;
+  }
+  if (!v.stored || v.stored.status === 'revoked') return;
+  const plan = asMapped(v.stored);
+  plan.resource.status = 'revoked';
+  if (Array.isArray(plan.resource.activity)) plan.resource.activity = plan.resource.activity.map(stopActivity);
+  extra.set(keyOf(plan), plan);
+}
+
+export async function reconcilePlanVersions(tx: Queryable, owner: string, resources: MappedResource[]): Promise<MappedResource[]> {
+  const subjectOf = (m: MappedResource) => (m.resource as Json).subject?.reference as string | undefined;
+  const plans = resources.filter((m) => m.resourceType === 'CarePlan' && isKyotaku(m.resource) && /^Patient\/[^/]+$/.test(subjectOf(m) ?? ''));
+  const subjects = [...new Set(plans.map((p) => subjectOf(p)!.slice('Patient/'.length)))].sort();
+  const extra = new Map<string, MappedResource>();
+  for (const patientId of subjects) {
+    const incoming = plans.filter((p) => subjectOf(p) === `Patient/${patientId}`);
+    await reconcileScope(tx, owner, await storedPlans(tx, owner, patientId), incoming, resources, extra);
+  }
+  return [...extra.values()];
+}
+
+async function reconcileScope(
+  tx: Queryable, owner: string, stored: Json[], incoming: MappedResource[], resources: MappedResource[], extra: Map<string, MappedResource>,
+): Promise<void> {
+  const versions = new Map<string, Version>(stored.map((s) => [s.id as string, { id: s.id, date: s.period?.start ?? '', stored: s }]));
+  for (const m of incoming) {
+    const v = versions.get(m.id) ?? { id: m.id, date: '' };
+    versions.set(m.id, { ...v, incoming: m, date: (m.resource as Json).period?.start ?? v.date });
+  }
+  const ordered = [...versions.values()].sort((a, b) => a.date.localeCompare(b.date) || a.id.localeCompare(b.id));
+  const newest = ordered[ordered.length - 1];
+  const current = currentReferences(newest);
+  const ended = new Set<string>();
+  ordered.forEach((v, i) => {
+    if (v.incoming) {
+      if (i > 0) v.incoming.resource.replaces = [{ reference: `CarePlan/${ordered[i - 1].id}` }];
+      keepDroppedActivities(v);
+    }
+    if (v !== newest) revoke(v, extra);
+    const reviewed = v === newest || v.incoming || (v.stored && v.stored.status !== 'revoked');
+    if (reviewed) for (const ref of referencesOf(v)) if (!current.has(ref)) ended.add(ref);
+  });
+  await endReferences(tx, owner, [...ended].sort(), newest.date, resources, extra);
+}
+
+async function endReferences(
+  tx: Queryable, owner: string, references: string[], date: string, resources: MappedResource[], extra: Map<string, MappedResource>,
+): Promise<void> {
+  const inFile = new Map(resources.map((m) => [keyOf(m), m]));
+  for (const reference of references) {
+    const sent = inFile.get(reference);
+    if (sent) {
+      endCurrency(sent.resource, date);
+      continue;
+    }
+    if (extra.has(reference)) continue;
+    const stored = await storedResource(tx, owner, reference);
+    if (!stored) continue;
+    const copy = asMapped(stored);
+    if (endCurrency(copy.resource, date)) extra.set(reference, copy);
+  }
+}
