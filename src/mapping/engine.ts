@@ -4,7 +4,7 @@ import { mergeInto } from './merge.js';
 import { EMPTY_CELL, type Source, type SourceValue } from './source.js';
 import { TEMPLATE, type Condition, type MappingSpec, type ResourceSpec, type Rule, type SourceLocation } from './spec.js';
 import { compact, parseTarget, setAt, TargetError, topElement } from './target.js';
-import { TRANSFORMS, TransformError, type TransformContext } from './transforms/index.js';
+import { TRANSFORMS, TransformError, type TransformContext, type TransformDefinition } from './transforms/index.js';
 
 /**
  * Runs a mapping file over a source: for each resource the file describes (once, or for each segment /
@@ -91,13 +91,47 @@ const WHOLE_ELEMENT = /^[A-Za-z][A-Za-z0-9]*(\[(\+|=|0)\])?$/;
 
 const fromList = (rule: Rule): string[] => (rule.from === undefined ? [] : Array.isArray(rule.from) ? rule.from : [rule.from]);
 
+const hasTemplate = (value: unknown): boolean => JSON.stringify(value ?? null).includes('{{');
+
+/** What a rule needs at run time, worked out once when the mapping file is loaded. */
+interface CompiledRule {
+  rule: Rule;
+  from: string[];
+  /** The top-level element the rule writes. */
+  top: string;
+  transform: TransformDefinition;
+  /** The args when they hold no {{template}} (shared by every run: transforms only read them). */
+  fixedArgs?: Record<string, unknown>;
+  /** A constant that is a primitive without a template (no copy needed). */
+  fixedConst?: unknown;
+  /** The rule writes a whole top-level element: an HL7 `""` there deletes it. */
+  wholeElement: boolean;
+}
+
+const EMPTY_ARGS: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
+
+function compileRule(rule: Rule): CompiledRule {
+  const constant = rule.const;
+  return {
+    rule,
+    from: fromList(rule),
+    top: topElement(rule.to),
+    transform: TRANSFORMS[rule.transform ?? 'text'],
+    ...(!hasTemplate(rule.args) ? { fixedArgs: rule.args ?? EMPTY_ARGS } : {}),
+    ...(constant !== undefined && (constant === null || typeof constant !== 'object') && !hasTemplate(constant) ? { fixedConst: constant } : {}),
+    wholeElement: WHOLE_ELEMENT.test(rule.to),
+  };
+}
+
 export class MappingEngine {
   private readonly context: TransformContext = { codeSystems: codeSystems() };
   private readonly byName: Map<string, ResourceSpec>;
+  private readonly compiled = new Map<ResourceSpec, CompiledRule[]>();
 
   constructor(readonly spec: MappingSpec, checkPath: (path: string) => string | undefined) {
     this.byName = new Map(spec.resources.map((r) => [r.name, r]));
     this.check(checkPath);
+    for (const r of spec.resources) this.compiled.set(r, (r.rules ?? []).map(compileRule));
   }
 
   /** Refuses a mapping file that names an unknown transform, a bad path or wrong args. */
@@ -147,6 +181,10 @@ export class MappingEngine {
   specNamed(name: string): ResourceSpec {
     return this.byName.get(name)!;
   }
+
+  rulesOf(spec: ResourceSpec): readonly CompiledRule[] {
+    return this.compiled.get(spec)!;
+  }
 }
 
 function holds(conditions: Condition[] | undefined, source: Source): boolean {
@@ -163,6 +201,7 @@ class MappingRun {
   private readonly resources: MappedResource[] = [];
   private readonly issues: MappingIssue[] = [];
   private readonly lookups = new Map<string, Lookup>();
+  private readonly args = new Map<Rule, Record<string, unknown>>();
 
   constructor(
     private readonly engine: MappingEngine,
@@ -220,67 +259,74 @@ class MappingRun {
       const value = this.joinedText(source, spec.identity.value);
       if (value) mapped.identity = { system: interpolate(spec.identity.system, this.input.vars), value };
     }
-    for (const rule of spec.rules ?? []) {
-      const from = fromList(rule)[0];
-      if (from && !from.includes('{{')) mapped.sources[topElement(rule.to)] ??= source.locate(from);
-      if (!holds(rule.where, source)) continue;
-      this.apply(spec, rule, source, mapped);
+    const rules = this.engine.rulesOf(spec);
+    for (const compiled of rules) {
+      if (!holds(compiled.rule.where, source)) continue;
+      this.apply(spec, compiled, source, mapped);
+    }
+    // Where each element not written would have come from (located only for those: a failed profile rule names it).
+    for (const { from, top } of rules) {
+      const first = from[0];
+      if (first && !first.includes('{{') && !mapped.provenance[top]) mapped.sources[top] ??= source.locate(first);
     }
     compact(resource);
     this.resources.push(mapped);
   }
 
-  private apply(spec: ResourceSpec, rule: Rule, source: Source, mapped: MappedResource): void {
-    const from = fromList(rule);
-    const location = from.length ? source.locate(from[0]) : source.origin();
+  private apply(spec: ResourceSpec, compiled: CompiledRule, source: Source, mapped: MappedResource): void {
+    const { rule, from, top } = compiled;
     try {
-      const values = this.evaluate(spec, rule, source, mapped);
+      const values = this.evaluate(compiled, source, mapped);
       if (!values.length) {
         if (rule.required && rule.refs === 'partners') {
-          this.issue('required', location, `${spec.type}.${rule.to}: the sender has no active 協力医療機関 agreement (OrganizationAffiliation) to address this to / 協力医療機関が登録されていません`);
+          this.issue('required', locationOf(from, source), `${spec.type}.${rule.to}: the sender has no active 協力医療機関 agreement (OrganizationAffiliation) to address this to / 協力医療機関が登録されていません`);
         } else if (rule.required) {
           const what = from.length ? from.join(', ') : rule.ref ?? rule.to;
-          this.issue('required', location, `${spec.type}.${rule.to} needs ${what} / 必須項目がありません`);
+          this.issue('required', locationOf(from, source), `${spec.type}.${rule.to} needs ${what} / 必須項目がありません`);
         }
         return;
       }
       for (const value of values) setAt(mapped.resource, rule.to, rule.wrap ? wrapped(rule.wrap, value) : value);
-      mapped.provenance[topElement(rule.to)] ??= location;
+      mapped.provenance[top] ??= locationOf(from, source);
     } catch (err) {
-      if (err instanceof TransformError) this.issue(err.kind, location, `${spec.type}.${rule.to}: ${err.message}`);
-      else if (err instanceof TargetError) this.issue('invalid', location, `mapping ${this.engine.spec.id}: ${err.message}`);
+      if (err instanceof TransformError) this.issue(err.kind, locationOf(from, source), `${spec.type}.${rule.to}: ${err.message}`);
+      else if (err instanceof TargetError) this.issue('invalid', locationOf(from, source), `mapping ${this.engine.spec.id}: ${err.message}`);
       else throw err;
     }
   }
 
   /** The rule's value(s); empty when the source has none. */
-  private evaluate(spec: ResourceSpec, rule: Rule, source: Source, mapped: MappedResource): unknown[] {
-    if (rule.const !== undefined) return [interpolateDeep(rule.const, this.input.vars)];
+  private evaluate(compiled: CompiledRule, source: Source, mapped: MappedResource): unknown[] {
+    const { rule, from, transform } = compiled;
+    if (rule.const !== undefined) return ['fixedConst' in compiled ? compiled.fixedConst : interpolateDeep(rule.const, this.input.vars)];
     if (rule.ref) {
       const ref = this.reference(rule.ref, source);
       return ref ? [ref] : [];
     }
     if (rule.refs === 'partners') return this.input.partners?.length ? [structuredClone(this.input.partners)] : [];
-    const from = fromList(rule);
-    const transform = TRANSFORMS[rule.transform ?? 'text'];
-    const args = (rule.args ? interpolateDeep(rule.args, this.input.vars) : {}) as Record<string, unknown>;
-    const deleted = () => {
-      if (from.length === 1 && source.values(from[0])[0]?.isNull && mapped.merge && WHOLE_ELEMENT.test(rule.to)) {
-        mapped.deletions.push(topElement(rule.to));
-      }
-    };
+    const args = compiled.fixedArgs ?? this.argsOf(rule);
     if (rule.each) {
       const values = source.values(from[0]).filter((v) => !v.isNull);
-      if (!values.length) deleted();
+      if (!values.length) noteDeletion(compiled, source, mapped);
       return values.map((v) => transform.apply([v], args, this.context)).filter((v) => v !== undefined);
     }
     const inputs: SourceValue[] = from.map((p) => source.values(p).find((v) => !v.isNull) ?? EMPTY_CELL);
     if (inputs.every((v) => v.isEmpty)) {
-      deleted();
+      noteDeletion(compiled, source, mapped);
       return [];
     }
     const value = transform.apply(inputs, args, this.context);
     return value === undefined ? [] : [value];
+  }
+
+  /** A rule's args with the run's {{templates}} filled in, once per run. */
+  private argsOf(rule: Rule): Record<string, unknown> {
+    let args = this.args.get(rule);
+    if (!args) {
+      args = interpolateDeep(rule.args ?? {}, this.input.vars) as Record<string, unknown>;
+      this.args.set(rule, args);
+    }
+    return args;
   }
 
   private reference(name: string, source: Source): Json | undefined {
@@ -323,6 +369,17 @@ class MappingRun {
     }
     return { resources: [...byId.values()], lookups: [...this.lookups.values()], issues: this.issues };
   }
+}
+
+/** Where a rule's value is in the source (its first path), for an error or the element's provenance. */
+function locationOf(from: readonly string[], source: Source): SourceLocation {
+  return from.length ? source.locate(from[0]) : source.origin();
+}
+
+/** A merge update whose source sends `""` for a whole element: the element is deleted from the stored resource. */
+function noteDeletion(compiled: CompiledRule, source: Source, mapped: MappedResource): void {
+  const { from } = compiled;
+  if (from.length === 1 && mapped.merge && compiled.wholeElement && source.values(from[0])[0]?.isNull) mapped.deletions.push(compiled.top);
 }
 
 function wrapped(wrap: { url: string; path: string }, value: unknown): Json {

@@ -71,6 +71,9 @@ function splitFields(line: string, name: string, separator: string): string[] {
 }
 
 export class Hl7Segment {
+  /** Field values made so far (a value is immutable: read once, kept for the next reader). */
+  private readonly values: (Hl7Value | undefined)[] = [];
+
   constructor(
     readonly name: string,
     /** 1-based position in the message (ERR-2.2). */
@@ -82,9 +85,12 @@ export class Hl7Segment {
 
   /** Field n (1-based) as an Hl7Value holding its repetitions. */
   field(n: number): Hl7Value {
+    const known = this.values[n];
+    if (known) return known;
     const raw = this.fields[n] ?? '';
-    if (this.name === 'MSH' && n <= 2) return new Hl7Value(raw, LEVEL_LEAF, this.delimiters, true);
-    return new Hl7Value(raw, LEVEL_FIELD, this.delimiters);
+    const value = this.name === 'MSH' && n <= 2 ? new Hl7Value(raw, LEVEL_LEAF, this.delimiters, true) : new Hl7Value(raw, LEVEL_FIELD, this.delimiters);
+    this.values[n] = value;
+    return value;
   }
 
   /** Text of field n, repetition 1, component c, sub-component s (unescaped). */
@@ -104,6 +110,9 @@ const LEVEL_LEAF = 3;
  * unescaped: reading a composite where a primitive is expected gives its first component, as HL7 does.
  */
 export class Hl7Value {
+  private split?: Hl7Value[];
+  private unescaped?: string;
+
   constructor(
     readonly raw: string,
     private readonly level: number,
@@ -112,36 +121,36 @@ export class Hl7Value {
   ) {}
 
   private get separator(): string | undefined {
+    if (this.literal) return undefined;
     const d = this.delimiters;
-    return [d.repetition, d.component, d.subcomponent][this.level];
+    return this.level === LEVEL_FIELD ? d.repetition : this.level === LEVEL_REPETITION ? d.component : this.level === LEVEL_COMPONENT ? d.subcomponent : undefined;
   }
 
-  /** The sub-values one level down (repetitions, components or sub-components). */
+  /** The sub-values one level down (repetitions, components or sub-components), split once. */
   parts(): Hl7Value[] {
+    if (this.split) return this.split;
     const sep = this.separator;
-    if (sep === undefined || this.literal) return [this];
-    return this.raw.split(sep).map((r) => new Hl7Value(r, this.level + 1, this.delimiters));
+    this.split = sep === undefined ? [this] : this.raw.split(sep).map((r) => new Hl7Value(r, this.level + 1, this.delimiters));
+    return this.split;
   }
 
   /** Part i (1-based) one level down; an empty value when absent. */
   part(i: number): Hl7Value {
-    const sep = this.separator;
-    if (sep === undefined || this.literal) return i === 1 ? this : new Hl7Value('', LEVEL_LEAF, this.delimiters);
-    if (i === 1) {
-      const cut = this.raw.indexOf(sep);
-      return new Hl7Value(cut < 0 ? this.raw : this.raw.slice(0, cut), this.level + 1, this.delimiters);
-    }
-    return new Hl7Value(this.raw.split(sep)[i - 1] ?? '', this.level + 1, this.delimiters);
+    if (this.separator === undefined) return i === 1 ? this : new Hl7Value('', LEVEL_LEAF, this.delimiters);
+    return this.parts()[i - 1] ?? new Hl7Value('', this.level + 1, this.delimiters);
   }
 
   get text(): string {
     if (this.literal) return this.raw;
-    if (this.level < LEVEL_LEAF) return this.part(1).text;
-    return unescapeText(this.raw, this.delimiters);
+    if (this.unescaped === undefined) {
+      this.unescaped = this.level < LEVEL_LEAF ? this.part(1).text : unescapeText(this.raw, this.delimiters);
+    }
+    return this.unescaped;
   }
 
+  /** No value: nothing sent, or only delimiters. */
   get isEmpty(): boolean {
-    return this.raw === '' || (!this.literal && this.text === '' && !this.hasContent());
+    return this.raw === '' || (!this.literal && !this.hasContent());
   }
 
   /** HL7's explicit null `""`: the receiver is to delete the value. */
@@ -151,7 +160,11 @@ export class Hl7Value {
 
   private hasContent(): boolean {
     const d = this.delimiters;
-    for (const c of this.raw) if (c !== d.repetition && c !== d.component && c !== d.subcomponent) return true;
+    const raw = this.raw;
+    for (let i = 0; i < raw.length; i++) {
+      const c = raw[i];
+      if (c !== d.repetition && c !== d.component && c !== d.subcomponent) return true;
+    }
     return false;
   }
 }

@@ -36,7 +36,17 @@ function parsePath(path: string): Hl7Path | undefined {
   return result;
 }
 
+const alternativesOf = new Map<string, string[]>();
+const alternatives = (path: string): string[] => {
+  let list = alternativesOf.get(path);
+  if (!list) alternativesOf.set(path, (list = path.split('|')));
+  return list;
+};
+
 export class Hl7Source implements Source {
+  /** Values read so far, by single path: the message does not change while it is mapped. */
+  private readonly read = new Map<string, SourceValue[]>();
+
   constructor(
     readonly message: Hl7Message,
     private readonly item?: Hl7Segment,
@@ -57,7 +67,7 @@ export class Hl7Source implements Source {
   }
 
   values(path: string): SourceValue[] {
-    for (const alternative of path.split('|')) {
+    for (const alternative of alternatives(path)) {
       const found = this.valuesAt(alternative);
       if (found.length) return found;
     }
@@ -65,6 +75,12 @@ export class Hl7Source implements Source {
   }
 
   private valuesAt(path: string): SourceValue[] {
+    let found = this.read.get(path);
+    if (!found) this.read.set(path, (found = this.readValues(path)));
+    return found;
+  }
+
+  private readValues(path: string): SourceValue[] {
     const p = parsePath(path);
     const segment = p && this.segmentFor(p.segment);
     if (!p || !segment) return [];
@@ -81,8 +97,8 @@ export class Hl7Source implements Source {
   }
 
   locate(path: string): SourceLocation {
-    const alternatives = path.split('|');
-    const chosen = alternatives.find((a) => this.valuesAt(a).length) ?? alternatives[0];
+    const options = alternatives(path);
+    const chosen = options.find((a) => this.valuesAt(a).length) ?? options[0];
     const p = parsePath(chosen);
     if (!p) return {};
     const segment = this.segmentFor(p.segment);

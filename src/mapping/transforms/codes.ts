@@ -86,7 +86,7 @@ export const conceptMap: TransformDefinition = {
     const target = (args.map as Record<string, Coding>)[source.code];
     if (!target) throw new TransformError(`code ${source.code} has no mapping / 対応するコードがありません`, 'table-value');
     const text = textOf(ce.part(2)) || target.display;
-    return { coding: [target, source], ...(text ? { text } : {}) };
+    return { coding: [{ ...target }, source], ...(text ? { text } : {}) };
   },
 };
 
