@@ -1,6 +1,7 @@
 import { charsetOfContentType, decodeText, parseTable, requireColumns, tableOfJson, TableError } from './csv.js';
 import { mappings } from './mappings.js';
 import type { PreparedTable } from './table-intake.js';
+import { unseenUrgentCommunications } from './urgent-visibility.js';
 
 /**
  * A care facility's daily records: CSV (UTF-8 unless the Content-Type names Shift_JIS) or JSON records,
@@ -24,5 +25,6 @@ export function prepareCareRecords(bytes: Uint8Array, request: CareRecordsReques
   const table = json ? tableOfJson(decodeText(bytes, 'utf-8')) : parseTable(decodeText(bytes, charsetOfContentType(request.contentType) ?? 'utf-8'));
   requireColumns(table, engine.spec.requiredColumns ?? []);
   // Each record carries its own time and makes its own resources: records are not ordered as a file.
-  return { engine, table, messageType: engine.spec.id };
+  // An urgent Communication the 協力医療機関 cannot see yet (no Consent) is reported with the answer.
+  return { engine, table, messageType: engine.spec.id, review: unseenUrgentCommunications };
 }
