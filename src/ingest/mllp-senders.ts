@@ -34,14 +34,27 @@ const toSender = (r: Row): MllpSender => ({
   organizationId: r.organization_id, remoteAddress: r.remote_address, created: r.created,
 });
 
-/** The mapping for MSH-4 / MSH-3: the application's own first, else the facility's catch-all. */
-export async function findMllpSender(db: Queryable, facility: string, application: string): Promise<MllpSender | undefined> {
-  const { rows } = await db.query<Row>(
-    `SELECT * FROM mllp_sender WHERE sending_facility = $1 AND sending_application IN ($2, '')
-     ORDER BY sending_application DESC LIMIT 1`,
+/** The client a mapping names, as the listener needs it (read with the mapping, in the same statement). */
+export interface MappedClient {
+  id: string;
+  organizationId: string;
+  scope: string;
+  disabled: boolean;
+}
+
+/** The mapping for MSH-4 / MSH-3 and its client (undefined when the client is gone), in one look-up. */
+export async function findMllpSenderAndClient(db: Queryable, facility: string, application: string): Promise<{ mapping: MllpSender; client?: MappedClient } | undefined> {
+  const { rows } = await db.query<Row & { c_id: string | null; c_organization: string | null; c_scope: string | null; c_disabled: boolean | null }>(
+    `SELECT s.*, c.id AS c_id, c.organization_id AS c_organization, c.scope AS c_scope, c.disabled_at IS NOT NULL AS c_disabled
+     FROM mllp_sender s LEFT JOIN client c ON c.id = s.client_id
+     WHERE s.sending_facility = $1 AND s.sending_application IN ($2, '')
+     ORDER BY s.sending_application DESC LIMIT 1`,
     [facility, application],
   );
-  return rows[0] && toSender(rows[0]);
+  const row = rows[0];
+  if (!row) return undefined;
+  const client = row.c_id === null ? undefined : { id: row.c_id, organizationId: row.c_organization!, scope: row.c_scope!, disabled: row.c_disabled === true };
+  return { mapping: toSender(row), ...(client ? { client } : {}) };
 }
 
 const describe = (s: MllpSender) => ({

@@ -6,7 +6,7 @@ import { fallbackAckHeader } from './hl7v2/ack.js';
 import { ERROR_CODES, rejected, type Hl7Error } from './hl7v2/errors.js';
 import { receiveHl7, type Hl7Outcome, type IngestSender } from './hl7-intake.js';
 import { frame, MllpDecoder, type FrameEvent } from './mllp-framing.js';
-import { findMllpSender, type MllpSender } from './mllp-senders.js';
+import { findMllpSenderAndClient, type MllpSender } from './mllp-senders.js';
 
 /**
  * The MLLP listener: HL7 v2 over TCP, several messages per connection, each acknowledged in order with
@@ -23,7 +23,7 @@ export interface MllpListener {
 export interface MllpOptions {
   host?: string;
   maxFrameBytes?: number;
-  /** A connection with no traffic for this long is closed (default 10 minutes). */
+  /** A connection with no traffic for this long is closed (default RENKEI_MLLP_IDLE_TIMEOUT_SECONDS; 0 = never). */
   idleTimeoutMs?: number;
 }
 
@@ -33,7 +33,7 @@ export async function startMllpListener(services: Services, port: number, option
   const maxFrameBytes = options.maxFrameBytes ?? services.config.ingest.mllpMaxFrameBytes;
   const connections = new Set<MllpConnection>();
   const server = net.createServer((socket) => {
-    const connection = new MllpConnection(socket, services, maxFrameBytes, options.idleTimeoutMs ?? 600_000);
+    const connection = new MllpConnection(socket, services, maxFrameBytes, options.idleTimeoutMs ?? services.config.ingest.mllpIdleTimeoutSeconds * 1000);
     connections.add(connection);
     socket.once('close', () => connections.delete(connection));
   });
@@ -56,12 +56,15 @@ export async function startMllpListener(services: Services, port: number, option
   };
 }
 
+const MSH_4 = { segment: 'MSH', sequence: 1, field: 4 };
 const normalizeAddress = (address: string | undefined) => (address ?? '').replace(/^::ffff:/, '');
 
 class MllpConnection {
   private readonly decoder: MllpDecoder;
   private queue: Promise<void> = Promise.resolve();
   private bound?: MllpSender;
+  /** The bound client as a sender: refused messages on this connection are kept as its. */
+  private boundSender?: IngestSender;
 
   constructor(
     private readonly socket: net.Socket,
@@ -70,7 +73,7 @@ class MllpConnection {
     idleTimeoutMs: number,
   ) {
     this.decoder = new MllpDecoder(maxFrameBytes);
-    socket.setTimeout(idleTimeoutMs, () => socket.end());
+    if (idleTimeoutMs > 0) socket.setTimeout(idleTimeoutMs, () => socket.end());
     socket.on('error', (err) => log.debug({ err: err.message }, 'MLLP connection error'));
     socket.on('data', (chunk: Buffer) => {
       for (const event of this.decoder.push(chunk)) this.enqueue(event);
@@ -106,34 +109,36 @@ class MllpConnection {
     return config.baseUrl ? `${config.baseUrl}/fhir` : `http://localhost:${config.port}/fhir`;
   }
 
-  /** The client this message may be sent as, or why it may not. */
+  /**
+   * The client this message may be sent as, or why it may not (one look-up per message, so a mapping
+   * changed or a client disabled applies to the next message). A refused message is kept as the
+   * connection's bound client's when the connection has one, else without an owner.
+   */
   private async identify(bytes: Buffer): Promise<{ sender?: IngestSender; refusal?: Hl7Error }> {
     const header = fallbackAckHeader(bytes);
-    const msh4 = { segment: 'MSH', sequence: 1, field: 4 };
-    const mapping = header.sendingFacility ? await findMllpSender(this.services.db, header.sendingFacility, header.sendingApplication) : undefined;
-    if (!mapping) {
-      return { refusal: rejected(msh4, ERROR_CODES.unknownKey,
-        `Sending facility "${header.sendingFacility}" (application "${header.sendingApplication}") is not registered for MLLP / 送信元が登録されていません`, 401) };
+    const refused = (reason: string, status: number) => ({ sender: this.boundSender, refusal: rejected(MSH_4, ERROR_CODES.unknownKey, reason, status) });
+    const found = header.sendingFacility ? await findMllpSenderAndClient(this.services.db, header.sendingFacility, header.sendingApplication) : undefined;
+    if (!found) {
+      return refused(`Sending facility "${header.sendingFacility}" (application "${header.sendingApplication}") is not registered for MLLP / 送信元が登録されていません`, 401);
     }
+    const { mapping, client } = found;
     if (mapping.remoteAddress && normalizeAddress(mapping.remoteAddress) !== normalizeAddress(this.socket.remoteAddress)) {
-      return { refusal: rejected(msh4, ERROR_CODES.unknownKey, `Sending facility "${header.sendingFacility}" may not send from this address / この接続元からは送信できません`, 403) };
+      return refused(`Sending facility "${header.sendingFacility}" may not send from this address / この接続元からは送信できません`, 403);
     }
     if (this.bound && this.bound.clientId !== mapping.clientId) {
-      return { refusal: rejected(msh4, ERROR_CODES.unknownKey,
-        `This connection is bound to another sender (${this.bound.sendingFacility}); open a new connection / 接続の送信元と一致しません`, 403) };
+      return refused(`This connection is bound to another sender (${this.bound.sendingFacility}); open a new connection / 接続の送信元と一致しません`, 403);
     }
-    const client = await this.services.auth.clients.find(mapping.clientId);
-    if (!client || client.disabled) {
-      return { refusal: rejected(msh4, ERROR_CODES.unknownKey, 'The client this facility is registered as is disabled / クライアントが無効です', 403) };
-    }
-    this.bound ??= mapping;
-    return {
-      sender: {
-        clientId: client.id,
-        organizationId: client.organizationId,
-        auth: { admin: false, clientId: client.id, organizationId: client.organizationId, scopes: parseScopes(client.scope), purposeOfUse: 'TREAT' },
-      },
+    if (!client || client.disabled) return refused('The client this facility is registered as is disabled / クライアントが無効です', 403);
+    const sender: IngestSender = {
+      clientId: client.id,
+      organizationId: client.organizationId,
+      auth: { admin: false, clientId: client.id, organizationId: client.organizationId, scopes: parseScopes(client.scope), purposeOfUse: 'TREAT' },
     };
+    if (!this.bound) {
+      this.bound = mapping;
+      this.boundSender = sender;
+    }
+    return { sender };
   }
 
   /** Answers what has arrived, then closes; cut off after the deadline. */

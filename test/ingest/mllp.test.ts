@@ -3,8 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway } from '../../src/gateway.js';
+import { ingestSettings } from '../../src/ingest/settings.js';
 import { decodeMessage } from '../../src/ingest/hl7v2/charset.js';
-import type { MllpListener } from '../../src/ingest/mllp.js';
+import { startMllpListener, type MllpListener } from '../../src/ingest/mllp.js';
 import { frame } from '../../src/ingest/mllp-framing.js';
 import { MEDICAL_INSTITUTION_NO } from '../../src/ingest/sender.js';
 import { fromRoot } from '../../src/paths.js';
@@ -129,6 +130,13 @@ describe(`HL7 v2 over MLLP (${stackName})`, () => {
     expect(acks[1].errors[0]).toMatch(/bound to another sender/);
     expect(acks[2].errors[0]).toMatch(/not registered/);
     client.close();
+    // Refused on a bound connection: kept as the bound client's, which sees them.
+    const refused = await messages('status=rejected');
+    const bound = refused.messages.filter((m) => ['BIND-2', 'BIND-3'].includes(m.control_id));
+    expect(bound.map((m) => [m.control_id, m.sender])).toEqual(expect.arrayContaining([
+      ['BIND-2', 'Organization/clinic-kita'], ['BIND-3', 'Organization/clinic-kita'],
+    ]));
+    expect(bound).toHaveLength(2);
     const kita = new FhirClient(stack.url, (await registerClient(stack, 'clinic-kita')).token);
     const patients = await kita.get('Patient?identifier=urn:oid:1.2.392.100495.20.3.51.11310000088|0000150001');
     expect(patients.body.total).toBe(1);
@@ -165,5 +173,22 @@ describe(`HL7 v2 over MLLP (${stackName})`, () => {
     client.send(utf8('GONE-1', 'KITA', 'KITA-EMR'));
     expect(ackOf(ackText((await client.receive(1))[0])).code).toBe('AR');
     client.close();
+  });
+
+  it('closes a connection idle for RENKEI_MLLP_IDLE_TIMEOUT_SECONDS (600 by default, 0 never)', async () => {
+    expect(ingestSettings({}).mllpIdleTimeoutSeconds).toBe(600);
+    expect(ingestSettings({ RENKEI_MLLP_IDLE_TIMEOUT_SECONDS: '0' }).mllpIdleTimeoutSeconds).toBe(0);
+    expect(() => ingestSettings({ RENKEI_MLLP_IDLE_TIMEOUT_SECONDS: 'soon' })).toThrow(/RENKEI_MLLP_IDLE_TIMEOUT_SECONDS/);
+    const services = stack.gateway.services;
+    const config = { ...services.config, ingest: ingestSettings({ RENKEI_MLLP_IDLE_TIMEOUT_SECONDS: '1' }) };
+    const quick = await startMllpListener({ ...services, config }, 0, { host: '127.0.0.1' });
+    try {
+      const client = await MllpClient.connect(quick.port);
+      client.send(utf8('IDLE-1'));
+      expect(ackOf(ackText((await client.receive(1))[0])).code).toBe('AA');
+      await client.closed;
+    } finally {
+      await quick.close();
+    }
   });
 });
