@@ -191,4 +191,48 @@ describe(`HL7 v2 over HTTP (${stackName})`, () => {
     expect(ackOf(refused.text).code).toBe('AR');
     expect((await adminClient(stack).get('Encounter')).body.total ?? 0).toBe(0);
   });
+
+  describe('when the gateway itself fails', () => {
+    const message = (control: string) => utf8(MSH(control, 'ADT^A08^ADT_A01', '20261220090000'),
+      'PID|0001||0000120099^^^^PI||川口^花子^^^^^L^I~カワグチ^ハナコ^^^^^L^P||19400101|F');
+    const raw = async (body: Buffer) => {
+      const res = await fetch(`${stack.url}/ingest/hl7v2`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body });
+      return { status: res.status, retryAfter: res.headers.get('retry-after'), location: res.headers.get('location'), ack: ackOf(decodeMessage(Buffer.from(await res.arrayBuffer())).text) };
+    };
+    /** A trigger that makes every insert into `table` fail, as a store that cannot write would. */
+    const failing = async (table: string, run: () => Promise<void>) => {
+      const db = stack.gateway.services.db;
+      await db.query(`CREATE FUNCTION test_refuse_${table}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'store unavailable'; END $$`);
+      await db.query(`CREATE TRIGGER test_refuse BEFORE INSERT ON ${table} FOR EACH STATEMENT EXECUTE FUNCTION test_refuse_${table}()`);
+      try {
+        await run();
+      } finally {
+        await db.query(`DROP TRIGGER test_refuse ON ${table}`);
+        await db.query(`DROP FUNCTION test_refuse_${table}()`);
+      }
+    };
+
+    it('a write that fails is AR 207 with 503 and Retry-After; the message is kept rejected and may be sent again', async () => {
+      await failing('ingest_resource_clock', async () => {
+        const res = await raw(message('DOWN-1'));
+        expect(res).toMatchObject({ status: 503, retryAfter: '30', ack: { code: 'AR', control: 'DOWN-1' } });
+        expect(res.ack.errors).toEqual([expect.stringMatching(/^ERR\|\|\|207\^Application internal error\^HL70357\|E\|/)]);
+        expect(res.location).toMatch(/^\/admin\/messages\/\d+$/);
+      });
+      const kept = await (await fetch(`${stack.url}/admin/messages?control_id=DOWN-1`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json() as any;
+      expect(kept.messages).toEqual([expect.objectContaining({ status: 'rejected', ack: 'AR', resources: [] })]);
+      expect((await fhir.get(`Patient?identifier=${encodeURIComponent(PATIENT_SYSTEM)}|0000120099`)).body.total).toBe(0);
+      const again = await raw(message('DOWN-1'));
+      expect(again).toMatchObject({ status: 200, retryAfter: null, ack: { code: 'AA' } });
+    });
+
+    it('a message that cannot even be kept is AR 207 with 503 and Retry-After, and no Location', async () => {
+      await failing('ingest_message', async () => {
+        const res = await raw(message('DOWN-2'));
+        expect(res).toMatchObject({ status: 503, retryAfter: '30', location: null, ack: { code: 'AR', control: 'DOWN-2' } });
+        expect(res.ack.errors[0]).toMatch(/^ERR\|\|\|207\^/);
+      });
+      expect((await raw(message('DOWN-2'))).ack.code).toBe('AA');
+    });
+  });
 });
