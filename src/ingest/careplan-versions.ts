@@ -37,16 +37,16 @@ const keyOf = (m: { resourceType: string; id: string }) => `${m.resourceType}/${
 /** The element as the plan will be stored: the file's when it carries it (merge), else the stored one. */
 const effective = (v: Version, element: string): unknown => v.incoming?.resource[element] ?? v.stored?.[element];
 
-function referencesOf(v: Version): Set<string> {
-  const refs = [...((effective(v, 'addresses') as Json[]) ?? []), ...((effective(v, 'goal') as Json[]) ?? [])];
-  const stored = [...(v.stored?.addresses ?? []), ...(v.stored?.goal ?? [])];
-  return new Set([...refs, ...stored].map((r: Json) => r.reference).filter((r): r is string => typeof r === 'string'));
-}
+const referencesIn = (...lists: unknown[]): string[] => lists
+  .flatMap((list) => (Array.isArray(list) ? list : []) as Json[])
+  .map((r) => r.reference)
+  .filter((r): r is string => typeof r === 'string');
 
-/** The current plan's Conditions and Goals: everything else the scope referred to stops being current. */
-const currentReferences = (v: Version) => new Set(
-  [...((effective(v, 'addresses') as Json[]) ?? []), ...((effective(v, 'goal') as Json[]) ?? [])].map((r) => r.reference as string),
-);
+/** The Conditions and Goals the plan will refer to. */
+const currentReferences = (v: Version) => new Set(referencesIn(effective(v, 'addresses'), effective(v, 'goal')));
+
+/** Everything the plan refers to or referred to before this file. */
+const allReferences = (v: Version) => new Set([...currentReferences(v), ...referencesIn(v.stored?.addresses, v.stored?.goal)]);
 
 async function storedPlans(tx: Queryable, owner: string, patientId: string): Promise<Json[]> {
   await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`careplan-scope:${owner}:${patientId}`]);
@@ -66,9 +66,11 @@ async function storedResource(tx: Queryable, owner: string, reference: string): 
   return rows[0]?.content;
 }
 
+/** A stored resource to be written again: its claimed profiles and security labels kept, the rest of meta restamped. */
 function asMapped(json: Json): MappedResource {
   const { meta, ...rest } = json;
-  const resource = { ...rest, ...(meta?.profile ? { meta: { profile: meta.profile } } : {}) };
+  const kept = { ...(meta?.profile ? { profile: meta.profile } : {}), ...(meta?.security ? { security: meta.security } : {}) };
+  const resource = { ...rest, ...(Object.keys(kept).length ? { meta: kept } : {}) };
   return { name: 'superseded', resourceType: json.resourceType, id: json.id, resource, merge: false, deletions: [], provenance: {}, sources: {}, origin: {} };
 }
 
@@ -148,7 +150,7 @@ async function reconcileScope(
     }
     if (v !== newest) revoke(v, extra);
     const reviewed = v === newest || v.incoming || (v.stored && v.stored.status !== 'revoked');
-    if (reviewed) for (const ref of referencesOf(v)) if (!current.has(ref)) ended.add(ref);
+    if (reviewed) for (const ref of allReferences(v)) if (!current.has(ref)) ended.add(ref);
   });
   await endReferences(tx, owner, [...ended].sort(), newest.date, resources, extra);
 }

@@ -116,10 +116,24 @@ describe(`care-plan versions over HTTP (${stackName})`, () => {
     expect((await referenced(current, 'addresses')).map(clinical)).toEqual(['active']);
   });
 
+  it('two newer versions sent at once leave exactly one current plan, the newest', async () => {
+    const answers = await Promise.all([
+      send(table2('20270201', [ROW1]), fileName('1370000001', '20270201090000')),
+      send(table2('20270301', [ROW1]), fileName('1370000001', '20270301090000')),
+    ]);
+    expect(answers.map((a) => a.status)).toEqual([200, 200]);
+    const byDate = await plans();
+    expect([...byDate.values()].filter((p) => p.status === 'active').map((p) => p.period.start)).toEqual(['2027-03-01']);
+    expect(byDate.get('2027-02-01').status).toBe('revoked');
+    // Which of the two was stored first decides what the newest replaces: the one before it, or the plan current until then.
+    const replaced = [byDate.get('2027-02-01').id, byDate.get('2026-12-01').id].map((id) => ({ reference: `CarePlan/${id}` }));
+    expect(replaced).toContainEqual(byDate.get('2027-03-01').replaces[0]);
+  });
+
   it("another sender's plan for the same 被保険者 leaves this sender's plan current", async () => {
     const other = await send(table2('20270101', [ROW1]), fileName('1370000011', '20270101090000'), kaede);
     expect(other.status, other.text).toBe(200);
-    expect((await plans()).get('2026-12-01').status).toBe('active');
+    expect((await plans()).get('2027-03-01').status).toBe('active');
     const theirs = (await new FhirClient(stack.url, kaede).get('CarePlan')).body.entry.map((e: any) => e.resource);
     expect(theirs.map((p: any) => [p.status, p.replaces])).toEqual([['active', undefined]]);
   });
