@@ -67,14 +67,13 @@ export class FhirService {
     const result = await executeSearch(q, request, caller);
     const shown = [...result.matches, ...result.included];
     await Promise.all([
-      this.record([auditRow({
+      this.recordWithDisclosures(caller, [auditRow({
         interaction: 'search',
         actor: caller,
         query: new URLSearchParams(params).toString(),
         entities: result.matches.map((m) => `${m.resourceType}/${m.id}`).slice(0, 100),
         patientId: singlePatient(result.matches),
-      })], q),
-      this.recordDisclosures(caller, shown, q),
+      })], shown, q),
       this.noticeBreakGlass(caller, shown, q),
     ]);
     return { request, result };
@@ -85,13 +84,12 @@ export class FhirService {
     const page = await this.repo.history(query, caller);
     const shown = page.rows.filter((r) => !r.deleted);
     await Promise.all([
-      this.record([auditRow({
+      this.recordWithDisclosures(caller, [auditRow({
         interaction: 'history',
         actor: caller,
         entities: [query.resourceType && query.id ? `${query.resourceType}/${query.id}` : query.resourceType ?? '*'],
         patientId: singlePatient(page.rows),
-      })]),
-      this.recordDisclosures(caller, shown),
+      })], shown),
       this.noticeBreakGlass(caller, shown),
     ]);
     return page;
@@ -102,11 +100,10 @@ export class FhirService {
     await this.read(caller, 'Patient', patientId);
     const page = await this.repo.compartment(patientId, caller, count, offset);
     await Promise.all([
-      this.record([auditRow({
+      this.recordWithDisclosures(caller, [auditRow({
         interaction: 'operation', operation: '$everything', actor: caller, patientId,
         entities: page.rows.map((r) => `${r.resourceType}/${r.id}`).slice(0, 100),
-      })]),
-      this.recordDisclosures(caller, page.rows),
+      })], page.rows),
       this.noticeBreakGlass(caller, page.rows),
     ]);
     return page;
@@ -120,15 +117,21 @@ export class FhirService {
     log.info({ organization: caller.organizationId, notices: notices.length }, 'break-glass access reported to the data owners');
   }
 
-  /** Other owners' data shown to the caller: one disclosure AuditEvent per owner and patient, with what permitted it. */
-  private async recordDisclosures(caller: Caller, shown: StoredResource[], q: Queryable = this.db): Promise<void> {
+  /**
+   * The access's AuditEvents and, for other owners' data shown to the caller, one disclosure AuditEvent per
+   * owner and patient with what permitted it, stored in the same group commit.
+   */
+  private async recordWithDisclosures(caller: Caller, rows: AuditRow[], shown: StoredResource[], q: Queryable = this.db): Promise<void> {
+    await this.record([...rows, ...(await this.disclosureAudit(caller, shown, q))], q);
+  }
+
+  private async disclosureAudit(caller: Caller, shown: StoredResource[], q: Queryable): Promise<AuditRow[]> {
     const foreign = foreignRows(caller, shown);
-    if (!foreign.length) return;
+    if (!foreign.length) return [];
     const bases = await disclosureBases(q, caller, foreign);
-    const rows = disclosureRows(caller, foreign.map((r) => ({
+    return disclosureRows(caller, foreign.map((r) => ({
       resourceType: r.resourceType, id: r.id, owner: r.owner!, patientId: r.patientId!, basis: bases.get(`${r.resourceType}/${r.id}`),
     })));
-    await this.record(rows, q);
   }
 
   /**

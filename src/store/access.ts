@@ -1,4 +1,4 @@
-import { agreementSql, consentPermitSql } from '../consent/sql.js';
+import { agreementSql, consentPermitSql, consentPermitsSql } from '../consent/sql.js';
 import { DIRECTORY_TYPES, isDirectoryType } from './resource-types.js';
 import type { SqlParams } from './sql.js';
 
@@ -32,7 +32,7 @@ export function visibilitySql(viewer: Viewer, alias: string, params: SqlParams):
   const purpose = params.add(viewer.purposeOfUse ?? DEFAULT_PURPOSE);
   const emergency = isBreakGlass(viewer) ? ` OR ${agreementSql(alias, org)} IS NOT NULL` : '';
   return `(${alias}.owner = ${org} OR (${alias}.patient_id IS NULL AND ${alias}.resource_type = ANY(${directory}::text[]))
-    OR (${alias}.patient_id IS NOT NULL AND ${alias}.owner IS NOT NULL AND (${consentPermitSql(alias, org, purpose)} IS NOT NULL${emergency})))`;
+    OR (${alias}.patient_id IS NOT NULL AND ${alias}.owner IS NOT NULL AND (${consentPermitsSql(alias, org, purpose)}${emergency})))`;
 }
 
 /**

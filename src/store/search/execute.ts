@@ -35,20 +35,24 @@ export function matchCondition(request: SearchRequest, viewer: Viewer, params: S
 
 export async function executeSearch(db: Queryable, request: SearchRequest, viewer: Viewer): Promise<SearchResult> {
   const countOnly = request.summary === 'count';
-  // Both statements are compiled before either runs, so a bad search value fails the request cleanly.
-  const count = request.total === 'accurate' || countOnly ? countStatement(request, viewer) : undefined;
-  const page = countOnly || request.count === 0 ? undefined : pageStatement(request, viewer);
-  const matches = page ? (await db.query<StoredRow>(page.sql, page.values)).rows.map(toStored) : [];
-  const total = count && (totalFromPage(request, matches.length, Boolean(page)) ??
-    (await db.query<{ total: number }>(count.sql, count.values)).rows[0].total);
+  const counted = request.total === 'accurate' || countOnly;
+  // Every statement is compiled before any runs, so a bad search value fails the request cleanly.
+  const count = counted ? countStatement(request, viewer) : undefined;
+  const page = countOnly || request.count === 0 ? undefined : pageStatement(request, viewer, counted);
+  const pageRows = page ? (await db.query<PageRow>(page.sql, page.values)).rows : [];
+  const matches = pageRows.map(toStored);
+  const total = count && (totalFromPage(request, pageRows, Boolean(page)) ??
+    Number((await db.query<{ total: string }>(count.sql, count.values)).rows[0].total));
   const included = matches.length ? await includes(db, request, matches, viewer) : [];
   return { matches, included, total };
 }
 
-/** A page that is not full tells the total without counting (most searches find a handful). */
-function totalFromPage(request: SearchRequest, found: number, paged: boolean): number | undefined {
-  if (!paged || found >= request.count) return undefined;
-  return found > 0 || request.offset === 0 ? request.offset + found : undefined;
+type PageRow = StoredRow & { total?: string };
+
+/** The total rides on a non-empty counted page; an empty first page tells it too (nothing matched). */
+function totalFromPage(request: SearchRequest, rows: PageRow[], paged: boolean): number | undefined {
+  if (rows.length) return Number(rows[0].total);
+  return paged && request.offset === 0 ? 0 : undefined;
 }
 
 interface Statement {
@@ -56,12 +60,23 @@ interface Statement {
   values: unknown[];
 }
 
-function pageStatement(request: SearchRequest, viewer: Viewer): Statement {
+/**
+ * The page, and with `counted` the total beside each row: the match condition (with its Consent joins)
+ * runs once, and the page and its total see the same snapshot. The total is counted over the narrow
+ * matching keys; the stored rows are read for the page only.
+ */
+function pageStatement(request: SearchRequest, viewer: Viewer, counted: boolean): Statement {
   const params = new SqlParams();
   const where = matchCondition(request, viewer, params);
-  const sql = `SELECT ${STORED_COLUMNS} FROM resource r WHERE ${where}
-    ORDER BY ${orderBy(request.sort, params)}
-    LIMIT ${params.add(request.count)} OFFSET ${params.add(request.offset)}`;
+  const window = `LIMIT ${params.add(request.count)} OFFSET ${params.add(request.offset)}`;
+  if (!counted) {
+    return { sql: `SELECT ${STORED_COLUMNS} FROM resource r WHERE ${where} ORDER BY ${orderBy(request.sort, params)} ${window}`, values: params.values };
+  }
+  const sql = `SELECT ${prefixed('r')}, m.total FROM (
+      SELECT r.resource_type, r.id, count(*) OVER () AS total FROM resource r WHERE ${where}
+      ORDER BY ${orderBy(request.sort, params)} ${window}) m
+    JOIN resource r ON r.resource_type = m.resource_type AND r.id = m.id
+    ORDER BY ${orderBy(request.sort, params)}`;
   return { sql, values: params.values };
 }
 
