@@ -77,7 +77,11 @@ export function interpolate(text: string, vars: Readonly<Record<string, string>>
 function interpolateDeep(value: unknown, vars: Readonly<Record<string, string>>): unknown {
   if (typeof value === 'string') return value.includes('{{') ? interpolate(value, vars) : value;
   if (Array.isArray(value)) return value.map((v) => interpolateDeep(v, vars));
-  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolateDeep(v, vars)]));
+  if (value && typeof value === 'object') {
+    const copy: Json = {};
+    for (const key in value) copy[key] = interpolateDeep((value as Json)[key], vars);
+    return copy;
+  }
   return value;
 }
 
@@ -202,6 +206,8 @@ class MappingRun {
   private readonly issues: MappingIssue[] = [];
   private readonly lookups = new Map<string, Lookup>();
   private readonly args = new Map<Rule, Record<string, unknown>>();
+  /** Ids made in this run, by type and key (a resource referred to from each group is hashed once). */
+  private readonly ids = new Map<string, string>();
 
   constructor(
     private readonly engine: MappingEngine,
@@ -245,7 +251,10 @@ class MappingRun {
       }
       parts.push(value);
     }
-    return deterministicId(this.input.vars['sender.organizationId'] ?? '', spec.type, parts);
+    const key = `${spec.type}\u001e${parts.join('\u001f')}`;
+    let id = this.ids.get(key);
+    if (!id) this.ids.set(key, (id = deterministicId(this.input.vars['sender.organizationId'] ?? '', spec.type, parts)));
+    return id;
   }
 
   build(spec: ResourceSpec, source: Source): void {

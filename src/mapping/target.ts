@@ -83,7 +83,10 @@ export function compact<T>(value: T): T {
       else compact(value[i]);
     }
   } else if (value && typeof value === 'object' && !(value instanceof Choice)) {
-    for (const child of Object.values(value)) compact(child);
+    for (const key in value) {
+      const child = (value as Record<string, unknown>)[key];
+      if (child && typeof child === 'object') compact(child);
+    }
   }
   return value;
 }

@@ -110,7 +110,10 @@ const LEVEL_LEAF = 3;
  * unescaped: reading a composite where a primitive is expected gives its first component, as HL7 does.
  */
 export class Hl7Value {
-  private split?: Hl7Value[];
+  /** The raw text of each part one level down, split when first read. */
+  private pieces?: string[];
+  /** The parts made so far, by 0-based index. */
+  private made?: Hl7Value[];
   private unescaped?: string;
 
   constructor(
@@ -126,18 +129,31 @@ export class Hl7Value {
     return this.level === LEVEL_FIELD ? d.repetition : this.level === LEVEL_REPETITION ? d.component : this.level === LEVEL_COMPONENT ? d.subcomponent : undefined;
   }
 
-  /** The sub-values one level down (repetitions, components or sub-components), split once. */
+  /** The sub-values one level down (repetitions, components or sub-components). */
   parts(): Hl7Value[] {
-    if (this.split) return this.split;
     const sep = this.separator;
-    this.split = sep === undefined ? [this] : this.raw.split(sep).map((r) => new Hl7Value(r, this.level + 1, this.delimiters));
-    return this.split;
+    if (sep === undefined) return [this];
+    const pieces = this.piecesOf(sep);
+    const all: Hl7Value[] = [];
+    for (let i = 0; i < pieces.length; i++) all.push(this.madePart(pieces, i));
+    return all;
   }
 
   /** Part i (1-based) one level down; an empty value when absent. */
   part(i: number): Hl7Value {
-    if (this.separator === undefined) return i === 1 ? this : new Hl7Value('', LEVEL_LEAF, this.delimiters);
-    return this.parts()[i - 1] ?? new Hl7Value('', this.level + 1, this.delimiters);
+    const sep = this.separator;
+    if (sep === undefined) return i === 1 ? this : new Hl7Value('', LEVEL_LEAF, this.delimiters);
+    const pieces = this.piecesOf(sep);
+    return i <= pieces.length ? this.madePart(pieces, i - 1) : new Hl7Value('', this.level + 1, this.delimiters);
+  }
+
+  private piecesOf(sep: string): string[] {
+    return (this.pieces ??= this.raw.includes(sep) ? this.raw.split(sep) : [this.raw]);
+  }
+
+  private madePart(pieces: string[], index: number): Hl7Value {
+    const made = (this.made ??= []);
+    return (made[index] ??= new Hl7Value(pieces[index], this.level + 1, this.delimiters));
   }
 
   get text(): string {
