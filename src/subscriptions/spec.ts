@@ -14,7 +14,12 @@ export const EXTENSIONS = {
   maxCount: `${BACKPORT}/backport-max-count`,
   /** The subscriber's signing secret (HMAC-SHA256 of each notification body). */
   secret: 'http://renkei.jp/fhir/StructureDefinition/subscription-secret',
+  /** The purpose of use (HL7 v3 ActReason) its notifications are decided for; stamped from the writing request. */
+  purpose: 'http://renkei.jp/fhir/StructureDefinition/subscription-purpose-of-use',
 };
+
+/** Purpose of use of a Subscription that declares none (as of a request without X-Purpose-Of-Use). */
+export const DEFAULT_PURPOSE = 'TREAT';
 
 export type PayloadContent = 'empty' | 'id-only' | 'full-resource';
 
@@ -49,6 +54,10 @@ export interface SubscriptionSpec {
   secret?: string;
   heartbeatSeconds?: number;
   timeoutSeconds?: number;
+  /** Backport `backport-max-count`: at most this many events (and resources) in one notification Bundle. */
+  maxCount?: number;
+  /** Purpose of use the subscriber's view is decided for (Consent provisions name purposes). */
+  purpose: string;
   end?: Date;
   resourceTypes: string[];
 }
@@ -87,6 +96,7 @@ export function parseSubscription(subscription: Subscription & { id: string }): 
     headers: (channel.header ?? []).map(parseHeader),
     secret: extensionValue(subscription.extension, EXTENSIONS.secret)?.valueString,
     timeoutSeconds: positive(extensionValue(channel.extension, EXTENSIONS.timeout)?.valueUnsignedInt),
+    purpose: extensionValue(subscription.extension, EXTENSIONS.purpose)?.valueCode ?? DEFAULT_PURPOSE,
     end: subscription.end ? new Date(subscription.end) : undefined,
   };
   if (!topicBased) {
@@ -105,8 +115,9 @@ export function parseSubscription(subscription: Subscription & { id: string }): 
   if (!['empty', 'id-only', 'full-resource'].includes(content))
     throw new SpecError(`Payload content ${content} is not one of empty, id-only, full-resource`, 'Subscription.channel.payload');
   const heartbeatSeconds = positive(extensionValue(channel.extension, EXTENSIONS.heartbeatPeriod)?.valueUnsignedInt);
+  const maxCount = readMaxCount(channel.extension);
   const resourceTypes = [...new Set(topic.triggers.map((t) => t.resourceType))];
-  return { ...base, kind: 'topic', topic, filters, content, heartbeatSeconds, resourceTypes };
+  return { ...base, kind: 'topic', topic, filters, content, heartbeatSeconds, maxCount, resourceTypes };
 }
 
 function normalizePayload(payload: string | undefined): string | undefined {
@@ -149,16 +160,43 @@ function parseParams(resourceType: string, query: string, expression: string): C
   });
 }
 
-/** A filter is `Type?params` (that type only) or `params` (every type of the topic). */
+/**
+ * A filter is `Type?params` (that type only) or `params` (every type of the topic), and may use only the
+ * parameters the topic offers for each type it applies to (SubscriptionTopic.canFilterBy).
+ */
 function parseFilter(topic: TopicDefinition, text: string, expression: string): TopicFilter {
   const types = [...new Set(topic.triggers.map((t) => t.resourceType))];
   const typed = /^[A-Z][A-Za-z]+\?/.test(text) || /^[A-Z][A-Za-z]+$/.test(text);
   if (typed) {
     const { resourceType, criteria } = parseCriteria(text, expression);
     if (!types.includes(resourceType)) throw new SpecError(`Topic ${topic.url} has no trigger on ${resourceType}`, expression);
+    checkFilterParameters(topic, resourceType, text.slice(text.indexOf('?') + 1), expression);
     return { resourceType, byType: { [resourceType]: criteria } };
   }
+  for (const type of types) checkFilterParameters(topic, type, text, expression);
   return { byType: Object.fromEntries(types.map((type) => [type, parseParams(type, text, expression)])) };
+}
+
+function checkFilterParameters(topic: TopicDefinition, resourceType: string, query: string, expression: string): void {
+  if (!query.includes('=')) return;
+  const offered = topic.canFilterBy.filter((f) => f.resourceType === resourceType).map((f) => f.parameter);
+  for (const [key] of new URLSearchParams(query)) {
+    const name = key.split(/[:.]/)[0];
+    if (!offered.includes(name))
+      throw new SpecError(
+        `Topic ${topic.url} offers no filter ${name} on ${resourceType} (offered: ${offered.join(', ') || 'none'}) / このトピックでは使えない絞り込み条件です`,
+        expression,
+      );
+  }
+}
+
+function readMaxCount(extensions: Extension[] | undefined): number | undefined {
+  const extension = extensionValue(extensions, EXTENSIONS.maxCount);
+  if (!extension) return undefined;
+  const value = extension.valueUnsignedInt ?? extension.valuePositiveInt;
+  if (value === undefined || !Number.isInteger(value) || value < 1)
+    throw new SpecError('backport-max-count must be a positive integer / 最大件数は1以上です', 'Subscription.channel.extension');
+  return value;
 }
 
 function extensionValue(extensions: Extension[] | undefined, url: string): Extension | undefined {

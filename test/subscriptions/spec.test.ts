@@ -26,7 +26,7 @@ describe('reading a Subscription', () => {
 
   it('reads a Backport IG topic subscription: topic, typed and untyped filters, content, heartbeat', () => {
     const spec = parse(topicSubscription('https://x.example.jp', 'medication-change', {
-      filters: ['patient=Patient/p1', 'MedicationRequest?status=active'], content: 'full-resource', heartbeat: 60,
+      filters: ['patient=Patient/p1', 'MedicationRequest?patient=Patient/p2'], content: 'full-resource', heartbeat: 60,
     }));
     expect(spec).toMatchObject({ kind: 'topic', content: 'full-resource', heartbeatSeconds: 60, resourceTypes: ['MedicationRequest', 'MedicationStatement'] });
     expect(spec.topic!.url).toBe(TOPIC('medication-change'));
@@ -45,5 +45,7 @@ describe('reading a Subscription', () => {
     expect(problem(topicSubscription('https://x.example.jp', 'no-such-topic'))?.[0]).toBe('Subscription.criteria');
     expect(problem(topicSubscription('https://x.example.jp', 'careplan-change', { filters: ['Observation?code=x'] }))?.[0])
       .toBe('Subscription.criteria.extension[0]');
+    expect(problem(topicSubscription('https://x.example.jp', 'careplan-change', { filters: ['patient=Patient/p1', 'status=active'] }))?.[0])
+      .toBe('Subscription.criteria.extension[1]');
   });
 });

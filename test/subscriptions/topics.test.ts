@@ -105,10 +105,11 @@ describe(`topic-based subscriptions, R5 Backport IG (${stackName})`, () => {
   });
 
   it('answers $status, and $events fills a gap from the event numbers', async () => {
+    const gapPatient = (await clinic.post('Patient', patient('TOPIC-GAP'))).body.id;
     const sub = await subscribe(clinic, topicSubscription(receiver.url, 'medication-change', {
-      filters: [`MedicationRequest?patient=Patient/${patientId}&identifier=TOPIC-RX-GAP`], content: 'full-resource',
+      filters: [`MedicationRequest?patient=Patient/${gapPatient}`], content: 'full-resource',
     }));
-    const med = (await clinic.post('MedicationRequest', medicationRequest(patientId, 'TOPIC-RX-GAP'))).body;
+    const med = (await clinic.post('MedicationRequest', medicationRequest(gapPatient, 'TOPIC-RX-GAP'))).body;
     await receiver.waitUntil(() => types(receiver).includes('event-notification'));
     await clinic.put(`MedicationRequest/${med.id}`, { ...med, status: 'on-hold' });
     await receiver.waitUntil(() => types(receiver).filter((t) => t === 'event-notification').length === 2);
