@@ -24,6 +24,8 @@ export interface DeliveryJobRef {
   id: number;
   generation: number;
   subscriber: string | null;
+  /** The subscription's purpose of use when queued (the worker checks it is still the subscription's). */
+  purpose?: string;
 }
 
 export const deliveryJobId = (ref: { id: number; generation: number }) => `delivery-${ref.id}-${ref.generation}`;
@@ -51,7 +53,7 @@ async function lockStreams(tx: Queryable, keys: (string | null)[]): Promise<void
  * change matched. Returns every queued, pending delivery of the change (including a previous run's).
  * One statement after the stream lock, so the subscriptions' counters are locked only briefly.
  */
-export async function recordMatches(db: Database, change: Change, subscribers: { id: string; owner: string | null }[]): Promise<DeliveryJobRef[]> {
+export async function recordMatches(db: Database, change: Change, subscribers: { id: string; owner: string | null; purpose: string }[]): Promise<DeliveryJobRef[]> {
   if (!subscribers.length) {
     await db.query('UPDATE outbox SET matched_at = now() WHERE seq = $1 AND matched_at IS NULL', [change.seq]);
     return [];
@@ -60,7 +62,7 @@ export async function recordMatches(db: Database, change: Change, subscribers: {
   return db.transaction(async (tx) => {
     await lockStreams(tx, [orderKey]);
     const { rows } = await tx.query<DeliveryJobRef>(
-      `WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(sub text, subscriber text)),
+      `WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(sub text, subscriber text, purpose text)),
        fresh AS (SELECT x.sub, x.subscriber FROM x WHERE NOT EXISTS (SELECT 1 FROM delivery d WHERE d.kind = 'event'
          AND d.subscription_id = x.sub AND d.resource_type = $3 AND d.resource_id = $4 AND d.version_id = $5)),
        locked AS (SELECT s.id FROM subscription_state s WHERE s.id IN (SELECT sub FROM fresh) ORDER BY s.id FOR UPDATE),
@@ -72,12 +74,13 @@ export async function recordMatches(db: Database, change: Change, subscribers: {
              AND p.change_seq < $2)
          FROM fresh f JOIN numbered n ON n.id = f.sub
          ON CONFLICT (subscription_id, resource_type, resource_id, version_id) WHERE kind = 'event' DO NOTHING
-         RETURNING id, generation, subscriber, queued),
+         RETURNING id, generation, subscriber, subscription_id, queued),
        matched AS (UPDATE outbox SET matched_at = now() WHERE seq = $2 AND matched_at IS NULL)
-       SELECT id, generation, subscriber FROM ins WHERE queued
+       SELECT i.id, i.generation, i.subscriber, x.purpose FROM ins i JOIN x ON x.sub = i.subscription_id WHERE i.queued
        UNION ALL
-       SELECT id, generation, subscriber FROM delivery WHERE change_seq = $2 AND kind = 'event' AND status = 'pending' AND queued`,
-      [JSON.stringify(subscribers.map((s) => ({ sub: s.id, subscriber: s.owner }))), change.seq, change.resourceType, change.id,
+       SELECT d.id, d.generation, d.subscriber, x.purpose FROM delivery d JOIN x ON x.sub = d.subscription_id
+       WHERE d.change_seq = $2 AND d.kind = 'event' AND d.status = 'pending' AND d.queued`,
+      [JSON.stringify(subscribers.map((s) => ({ sub: s.id, subscriber: s.owner, purpose: s.purpose }))), change.seq, change.resourceType, change.id,
         change.versionId, change.action, change.owner, change.patientId, orderKey, change.committedAt],
     );
     return rows;
@@ -113,6 +116,10 @@ export interface DeliveryRow {
   created_at: Date;
   changed_at: Date | null;
   subscription_status: string | null;
+  /** Why the subscription is in error (its last failure). */
+  subscription_error: string | null;
+  /** The subscription's purpose of use now: what `visible` was decided for when it equals the one asked. */
+  purpose: string | null;
   events: number | null;
   subscription_version: number | null;
   /** An earlier change about the same patient is not matched yet: it may notify this subscription first. */
@@ -124,14 +131,17 @@ export interface DeliveryRow {
   visible: boolean;
 }
 
-/** Reads deliveries of one subscriber (its Organization's view decides what is visible) in one statement. */
-export async function loadDeliveries(db: Queryable, ids: number[], subscriber: string | null): Promise<DeliveryRow[]> {
+/**
+ * Reads deliveries of one subscriber in one statement: its Organization's view, for the purpose of use
+ * given, decides what is visible.
+ */
+export async function loadDeliveries(db: Queryable, ids: number[], subscriber: string | null, purpose: string): Promise<DeliveryRow[]> {
   const params = new SqlParams();
   const idParam = params.add(ids);
-  const viewer = { admin: false, organizationId: subscriber ?? undefined };
+  const viewer = { admin: false, organizationId: subscriber ?? undefined, purposeOfUse: purpose };
   const sql = `SELECT d.id, d.subscription_id, d.subscriber, d.kind, d.change_seq, d.resource_type, d.resource_id, d.version_id,
       d.action, d.patient_id, d.data_owner, d.order_key, d.event_number, d.status, d.attempts, d.created_at, d.changed_at,
-      s.status AS subscription_status, s.events, sub.version_id AS subscription_version,
+      s.status AS subscription_status, s.last_error AS subscription_error, s.purpose, s.events, sub.version_id AS subscription_version,
       (d.kind = 'event' AND EXISTS (SELECT 1 FROM outbox o WHERE o.matched_at IS NULL AND o.seq < d.change_seq
         AND COALESCE(o.patient_id, o.resource_type || '/' || o.id) = d.order_key)) AS waits_for_change,
       (d.kind = 'event' AND EXISTS (SELECT 1 FROM delivery p WHERE p.subscription_id = d.subscription_id
@@ -197,13 +207,14 @@ export interface SettleResult {
 
 /**
  * Settles deliveries in one transaction: final status, AuditEvents, next in each stream queued. A
- * delivered notification also postpones its subscription's next heartbeat; a delivered handshake makes
- * a requested subscription active, and any delivery turns a subscription in error back to active.
+ * delivered notification also postpones its subscription's next heartbeat and ends its run of failures;
+ * a delivered handshake makes a requested subscription active, and any delivered notification (a
+ * heartbeat too) turns a subscription in error back to active.
  */
 export async function settle(db: Database, batch: Settlement[]): Promise<SettleResult> {
   return db.transaction(async (tx) => {
     await lockStreams(tx, batch.filter((s) => s.kind === 'event').map((s) => s.orderKey));
-    const { rows } = await tx.query<{ what: 'settled' | 'woken' | 'activated'; id: string; generation: number | null; subscriber: string | null }>(
+    const { rows } = await tx.query<{ what: 'settled' | 'woken' | 'activated'; id: string; generation: number | null; subscriber: string | null; purpose: string | null }>(
       `WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(id bigint, status text, tried int, http int, err text)),
        upd AS (UPDATE delivery d SET status = x.status, attempts = d.attempts + x.tried,
            last_http_status = COALESCE(x.http, d.last_http_status), last_error = COALESCE(x.err, d.last_error),
@@ -216,27 +227,29 @@ export async function settle(db: Database, batch: Settlement[]): Promise<SettleR
              ON p.subscription_id = s.subscription_id AND p.order_key = s.order_key
            WHERE p.status = 'pending' AND p.id NOT IN (SELECT id FROM upd)
            ORDER BY p.subscription_id, p.order_key, p.change_seq)
-         AND NOT n.queued RETURNING n.id, n.generation, n.subscriber),
+         AND NOT n.queued RETURNING n.id, n.generation, n.subscriber,
+           (SELECT st.purpose FROM subscription_state st WHERE st.id = n.subscription_id) AS purpose),
        touched AS (SELECT s.id, (s.status = 'error' OR (s.status = 'requested' AND EXISTS (SELECT 1 FROM upd u
              WHERE u.subscription_id = s.id AND u.kind = 'handshake' AND u.status = 'delivered'))) AS activate
          FROM subscription_state s WHERE s.id IN (SELECT subscription_id FROM upd WHERE status = 'delivered')
-           AND (s.status IN ('error', 'requested') OR s.heartbeat_seconds IS NOT NULL) ORDER BY s.id FOR UPDATE),
+           AND (s.status IN ('error', 'requested') OR s.heartbeat_seconds IS NOT NULL OR s.failures > 0) ORDER BY s.id FOR UPDATE),
        touch AS (UPDATE subscription_state s SET
            status = CASE WHEN t.activate THEN 'active' ELSE s.status END,
-           last_error = CASE WHEN t.activate THEN NULL ELSE s.last_error END,
+           last_error = CASE WHEN t.activate OR s.status = 'active' THEN NULL ELSE s.last_error END, failures = 0,
            next_heartbeat_at = CASE WHEN s.heartbeat_seconds IS NOT NULL THEN now() + s.heartbeat_seconds * interval '1 second' END,
            updated_at = now()
          FROM touched t WHERE s.id = t.id RETURNING s.id, t.activate)
-       SELECT 'settled' AS what, id::text AS id, NULL::int AS generation, NULL::text AS subscriber FROM upd
-       UNION ALL SELECT 'woken', id::text, generation, subscriber FROM next
-       UNION ALL SELECT 'activated', id, NULL, NULL FROM touch WHERE activate`,
+       SELECT 'settled' AS what, id::text AS id, NULL::int AS generation, NULL::text AS subscriber, NULL::text AS purpose FROM upd
+       UNION ALL SELECT 'woken', id::text, generation, subscriber, purpose FROM next
+       UNION ALL SELECT 'activated', id, NULL, NULL, NULL FROM touch WHERE activate`,
       [JSON.stringify(batch.map((s) => ({ id: s.id, status: s.status, tried: s.tried, http: s.httpStatus ?? null, err: s.error?.slice(0, 1000) ?? null })))],
     );
     const done = new Set(rows.filter((r) => r.what === 'settled').map((r) => Number(r.id)));
     const audit = batch.flatMap((s) => (done.has(s.id) && s.audit ? [s.audit] : []));
     if (audit.length) await appendAudit(tx, audit);
     return {
-      woken: rows.filter((r) => r.what === 'woken').map((r) => ({ id: Number(r.id), generation: r.generation!, subscriber: r.subscriber })),
+      woken: rows.filter((r) => r.what === 'woken')
+        .map((r) => ({ id: Number(r.id), generation: r.generation!, subscriber: r.subscriber, purpose: r.purpose ?? undefined })),
       activated: rows.filter((r) => r.what === 'activated').map((r) => r.id),
     };
   });

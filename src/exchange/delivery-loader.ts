@@ -1,4 +1,5 @@
 import type { Queryable } from '../store/db.js';
+import { DEFAULT_PURPOSE } from '../subscriptions/spec.js';
 import { loadDeliveries, type DeliveryRow } from './deliveries.js';
 
 const MAX_BATCH = 200;
@@ -10,19 +11,27 @@ interface Waiter {
 
 /**
  * Reads deliveries for concurrent jobs together: the reads asked for in the same turn of the event
- * loop go in one statement per subscriber, so a worker running many deliveries at once (a fan-out) pays
- * one round trip for many.
+ * loop go in one statement per subscriber and purpose of use, so a worker running many deliveries at
+ * once (a fan-out) pays one round trip for many. A row read for a purpose that is no longer its
+ * subscription's (the Subscription was changed since it was queued) is read again for the current one.
  */
 export class DeliveryLoader {
-  private pending = new Map<string | null, Map<number, Waiter[]>>();
+  private pending = new Map<string, Map<number, Waiter[]>>();
   private scheduled = false;
 
   constructor(private readonly db: Queryable) {}
 
-  load(id: number, subscriber: string | null): Promise<DeliveryRow | undefined> {
+  async load(id: number, subscriber: string | null, purpose = DEFAULT_PURPOSE): Promise<DeliveryRow | undefined> {
+    const row = await this.read1(id, subscriber, purpose);
+    if (!row || !row.purpose || row.purpose === purpose) return row;
+    return this.read1(id, subscriber, row.purpose);
+  }
+
+  private read1(id: number, subscriber: string | null, purpose: string): Promise<DeliveryRow | undefined> {
     return new Promise((resolve, reject) => {
-      let ids = this.pending.get(subscriber);
-      if (!ids) this.pending.set(subscriber, (ids = new Map()));
+      const key = JSON.stringify([subscriber, purpose]);
+      let ids = this.pending.get(key);
+      if (!ids) this.pending.set(key, (ids = new Map()));
       ids.set(id, [...(ids.get(id) ?? []), { resolve, reject }]);
       if (!this.scheduled) {
         this.scheduled = true;
@@ -35,15 +44,16 @@ export class DeliveryLoader {
     this.scheduled = false;
     const batches = this.pending;
     this.pending = new Map();
-    for (const [subscriber, waiters] of batches) {
+    for (const [key, waiters] of batches) {
+      const [subscriber, purpose] = JSON.parse(key) as [string | null, string];
       const ids = [...waiters.keys()];
-      for (let i = 0; i < ids.length; i += MAX_BATCH) void this.read(subscriber, ids.slice(i, i + MAX_BATCH), waiters);
+      for (let i = 0; i < ids.length; i += MAX_BATCH) void this.read(subscriber, purpose, ids.slice(i, i + MAX_BATCH), waiters);
     }
   }
 
-  private async read(subscriber: string | null, ids: number[], waiters: Map<number, Waiter[]>): Promise<void> {
+  private async read(subscriber: string | null, purpose: string, ids: number[], waiters: Map<number, Waiter[]>): Promise<void> {
     try {
-      const rows = new Map((await loadDeliveries(this.db, ids, subscriber)).map((r) => [r.id, r]));
+      const rows = new Map((await loadDeliveries(this.db, ids, subscriber, purpose)).map((r) => [r.id, r]));
       for (const id of ids) for (const w of waiters.get(id)!) w.resolve(rows.get(id));
     } catch (err) {
       for (const id of ids) for (const w of waiters.get(id)!) w.reject(err as Error);

@@ -76,7 +76,7 @@ export class Exchange {
     if (!refs.length) return;
     await addJobs(this.deliveries, refs.map((ref) => ({
       name: 'deliver',
-      data: { delivery: Number(ref.id), subscriber: ref.subscriber },
+      data: { delivery: Number(ref.id), subscriber: ref.subscriber, ...(ref.purpose ? { purpose: ref.purpose } : {}) },
       opts: { ...this.deliveryJobOptions, jobId: deliveryJobId({ id: Number(ref.id), generation: ref.generation }) },
     })));
   }
@@ -87,7 +87,7 @@ export class Exchange {
     const settings = config.exchange;
     const fhir = new FhirService(db, repo, audit);
     const enqueue = (refs: DeliveryJobRef[]) => this.enqueueDeliveries(refs);
-    const lifecycle = new SubscriptionLifecycle({ db, fhir, policy: this.policy, enqueue });
+    const lifecycle = new SubscriptionLifecycle({ db, fhir, policy: this.policy, errorAfter: settings.subscriptionErrorAfter, enqueue });
     const specs = new SpecCache();
     this.client = new WebhookClient(this.policy);
     this.ledger = new SettlementLedger(db, async (result: SettleResult) => {

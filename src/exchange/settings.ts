@@ -14,6 +14,8 @@ export interface ExchangeSettings {
   /** Deliveries started per second across all workers; 0 = unlimited. */
   deliveryRateLimit: number;
   deliveryAttempts: number;
+  /** Failed attempts in a row (any notification of the subscription) after which it goes to error. */
+  subscriptionErrorAfter: number;
   deliveryMaxAgeSeconds: number;
   backoffMs: number;
   backoffMaxMs: number;
@@ -44,6 +46,7 @@ export function exchangeSettings(env: NodeJS.ProcessEnv): ExchangeSettings {
     deliveryConcurrency: integerSetting(env, 'RENKEI_DELIVERY_CONCURRENCY', 64, 1),
     deliveryRateLimit: integerSetting(env, 'RENKEI_DELIVERY_RATE_LIMIT', 0),
     deliveryAttempts: integerSetting(env, 'RENKEI_DELIVERY_ATTEMPTS', 30, 1),
+    subscriptionErrorAfter: integerSetting(env, 'RENKEI_SUBSCRIPTION_ERROR_AFTER', 10, 1),
     deliveryMaxAgeSeconds: integerSetting(env, 'RENKEI_DELIVERY_MAX_AGE', 86_400, 1),
     backoffMs: integerSetting(env, 'RENKEI_DELIVERY_BACKOFF_MS', 1000, 1),
     backoffMaxMs: integerSetting(env, 'RENKEI_DELIVERY_BACKOFF_MAX_MS', 300_000, 1),

@@ -14,10 +14,11 @@ import type { SubscriptionSpec } from './spec.js';
 import type { SpecCache } from './state.js';
 import { DeliveryFailure, type WebhookClient } from './webhook-client.js';
 
-/** Data of a `deliveries` job: the delivery row and whose eyes the notification is checked with. */
+/** Data of a `deliveries` job: the delivery row and whose eyes (and for what purpose) the notification is checked with. */
 export interface DeliveryJobData {
   delivery: number;
   subscriber: string | null;
+  purpose?: string;
 }
 
 export interface DeliveryDeps {
@@ -30,7 +31,7 @@ export interface DeliveryDeps {
   baseUrl?: string;
   /** Settles the delivery (batched with others), then queues what waited behind it. */
   settle(settlement: Settlement): Promise<void>;
-  /** A failed attempt: the subscription goes to error (a handshake that gave up: requested → error). */
+  /** A failed attempt (`final`: the last one): counted, and the subscription may go to error. */
   subscriptionFailed(subscriptionId: string, kind: DeliveryRow['kind'], error: string, final: boolean): Promise<void>;
 }
 
@@ -46,7 +47,7 @@ const MAX_ATTEMPTS: Record<DeliveryRow['kind'], number | undefined> = { event: u
  */
 export function deliveryProcessor(deps: DeliveryDeps) {
   return async (job: Job<DeliveryJobData>, token?: string): Promise<string> => {
-    const row = await deps.loader.load(job.data.delivery, job.data.subscriber);
+    const row = await deps.loader.load(job.data.delivery, job.data.subscriber, job.data.purpose);
     if (!row || row.status !== 'pending') return 'already settled';
     const decided = (status: FinalStatus, error?: string) => settleWithout(deps, row, status, error);
     if (!row.subscription_version || !row.subscription_status || row.subscription_status === 'off') return decided('cancelled', 'Subscription is off or deleted');
@@ -111,9 +112,11 @@ function statusFacts(spec: SubscriptionSpec, row: DeliveryRow, baseUrl?: string)
   return {
     subscriptionId: row.subscription_id,
     topicUrl: spec.topic?.url,
-    status: row.kind === 'handshake' ? 'requested' : row.subscription_status ?? 'active',
+    status: row.subscription_status ?? (row.kind === 'handshake' ? 'requested' : 'active'),
     type: event ? 'event-notification' : (row.kind as 'handshake' | 'heartbeat'),
     eventsSinceStart: event ? row.event_number ?? 0 : row.events ?? 0,
+    error: row.subscription_status === 'error' ? row.subscription_error : null,
+    maxCount: spec.maxCount,
     content: spec.content,
     baseUrl,
     events: event

@@ -4,8 +4,10 @@ import type { Database } from '../store/db.js';
 import type { SubscriptionLifecycle } from './lifecycle.js';
 
 /**
- * Every tick: subscriptions past Subscription.end are turned off, and an active topic-based
- * subscription that has sent nothing for its heartbeat period gets a heartbeat notification. Each due
+ * Every tick: subscriptions past Subscription.end are turned off, and a topic-based subscription that
+ * has delivered nothing for its heartbeat period gets a heartbeat notification, also while it is in
+ * error (with that status and error): a delivered heartbeat is how a recovered endpoint is noticed, and
+ * it makes the subscription active again. Each due
  * heartbeat is claimed by moving its next time forward in the same statement, so several worker
  * processes never send the same one twice.
  */
@@ -41,7 +43,7 @@ export class HeartbeatTicker {
     for (const { id } of expired) await this.lifecycle.expired(id);
     const { rows: due } = await this.db.query<{ id: string; owner: string | null }>(
       `UPDATE subscription_state SET next_heartbeat_at = now() + heartbeat_seconds * interval '1 second'
-       WHERE next_heartbeat_at <= now() AND status = 'active' AND heartbeat_seconds IS NOT NULL RETURNING id, owner`);
+       WHERE next_heartbeat_at <= now() AND status IN ('active', 'error') AND heartbeat_seconds IS NOT NULL RETURNING id, owner`);
     if (!due.length) return;
     const refs: DeliveryJobRef[] = [];
     for (const s of due) refs.push(await createControlDelivery(this.db, s.id, s.owner, 'heartbeat'));

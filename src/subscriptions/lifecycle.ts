@@ -6,8 +6,8 @@ import type { FhirService } from '../fhir/service.js';
 import { log } from '../logger.js';
 import type { Database } from '../store/db.js';
 import { hostOf, resolveEndpoint, type EndpointPolicy } from './endpoint-policy.js';
-import { parseSubscription, type SubscriptionSpec } from './spec.js';
-import { followVersion, moveStatus, readState, saveState, type StateRow, type SubscriptionStatus } from './state.js';
+import { DEFAULT_PURPOSE, parseSubscription, type SubscriptionSpec } from './spec.js';
+import { countFailure, followVersion, readState, saveState, type StateRow, type SubscriptionStatus } from './state.js';
 import { publishTopics } from './topic-publisher.js';
 
 /** The gateway itself, when it writes a Subscription's status. */
@@ -17,14 +17,18 @@ export interface LifecycleDeps {
   db: Database;
   fhir: FhirService;
   policy: EndpointPolicy;
+  /** Failed attempts in a row after which an active subscription goes to error. */
+  errorAfter: number;
   enqueue(refs: DeliveryJobRef[]): Promise<void>;
 }
 
 /**
  * A Subscription's status: `requested` → `active` (a topic-based one after its handshake was answered)
- * → `error` while notifications fail (back to `active` on the next success) → `off` (by the client, or
- * at Subscription.end). The running state is kept in subscription_state; every change of status is also
- * written into the Subscription resource (status, error), so a client reading it sees where it stands.
+ * → `error` once a notification is a dead letter or `errorAfter` attempts failed in a row (a subscription
+ * whose notifications are being retried is still active; back to `active` on the next delivered
+ * notification, a heartbeat included) → `off` (by the client, or at Subscription.end). The running state
+ * is kept in subscription_state; only a change of status is written into the Subscription resource
+ * (status, error) as a new version, so a client reading it sees where it stands.
  */
 export class SubscriptionLifecycle {
   private topicsPublished = false;
@@ -85,10 +89,16 @@ export class SubscriptionLifecycle {
     await this.writeStatus(base.id, 'error', error);
   }
 
-  /** A notification attempt failed; a handshake that gave up leaves the subscription in error. */
-  async deliveryFailed(subscriptionId: string, kind: string, error: string, final: boolean): Promise<void> {
+  /**
+   * A notification attempt failed (`final`: it will not be tried again). A handshake that gave up and an
+   * event that became a dead letter move the subscription to error at once; otherwise it goes there after
+   * `errorAfter` failures in a row (a heartbeat has one attempt and is no dead letter: it only counts).
+   */
+  async deliveryFailed(subscriptionId: string, kind: 'event' | 'handshake' | 'heartbeat', error: string, final: boolean): Promise<void> {
     const from: SubscriptionStatus[] = kind === 'handshake' ? (final ? ['requested'] : []) : ['active'];
-    if (from.length && (await moveStatus(this.deps.db, subscriptionId, from, 'error', error))) {
+    const errorAfter = (kind === 'event' || kind === 'handshake') && final ? null : this.deps.errorAfter;
+    if (await countFailure(this.deps.db, subscriptionId, error, from, errorAfter)) {
+      log.info({ subscription: subscriptionId, kind }, 'subscription in error');
       await this.writeStatus(subscriptionId, 'error', error);
     }
   }
@@ -140,5 +150,6 @@ function stateOf(id: string, owner: string | null, versionId: number, spec: Subs
     resourceTypes: spec?.resourceTypes ?? [],
     heartbeatSeconds: spec?.heartbeatSeconds,
     endAt: spec?.end,
+    purpose: spec?.purpose ?? DEFAULT_PURPOSE,
   };
 }

@@ -18,13 +18,15 @@ type Test =
 export interface Subscriber {
   id: string;
   owner: string | null;
+  /** Purpose of use its view is decided for. */
+  purpose: string;
 }
 
 /**
  * The subscriptions a change notifies. Criteria (R4 `Type?params`, or a topic's trigger plus the
  * subscriber's filters) run as a search restricted to the changed resource, compiled by the same code
- * as a search on /fhir and seen as the subscriber's Organization sees it (ownership and Consent), so a
- * subscriber is never told about a change it may not read. Criteria are evaluated on the resource as it
+ * as a search on /fhir and seen as the subscriber's Organization sees it (ownership and Consent, for
+ * the Subscription's purpose of use), so a subscriber is never told about a change it may not read. Criteria are evaluated on the resource as it
  * is when the change is matched (normally the new version itself).
  */
 export async function subscribersOf(db: Queryable, specs: SpecCache, change: Change): Promise<Subscriber[]> {
@@ -77,10 +79,10 @@ function triggerCriteria(topic: TopicDefinition, resourceType: string): Criterio
 async function matchSearches(db: Queryable, change: Change, searches: { sub: Subscriber; test: Extract<Test, { kind: 'search' }> }[]): Promise<Subscriber[]> {
   const survivors = await passFhirPath(db, change, searches);
   if (!survivors.length) return [];
-  const groups = new Map<string, { owner: string; criteria: Criterion[]; subs: Subscriber[] }>();
+  const groups = new Map<string, { owner: string; purpose: string; criteria: Criterion[]; subs: Subscriber[] }>();
   for (const { sub, test } of survivors) {
-    const key = `${sub.owner}\n${JSON.stringify(test.criteria.map((c) => [c.code, c.modifier, c.values, c.chain?.criterion.code, c.chain?.criterion.values]))}`;
-    const group = groups.get(key) ?? { owner: sub.owner!, criteria: test.criteria, subs: [] };
+    const key = `${sub.owner}\n${sub.purpose}\n${JSON.stringify(test.criteria.map((c) => [c.code, c.modifier, c.values, c.chain?.criterion.code, c.chain?.criterion.values]))}`;
+    const group = groups.get(key) ?? { owner: sub.owner!, purpose: sub.purpose, criteria: test.criteria, subs: [] };
     group.subs.push(sub);
     groups.set(key, group);
   }
@@ -92,7 +94,7 @@ async function matchSearches(db: Queryable, change: Change, searches: { sub: Sub
       resourceType: change.resourceType, criteria: g.criteria, sort: [], count: 1, offset: 0, total: 'none',
       include: [], revinclude: [], ignored: [],
     };
-    const condition = matchCondition(request, { admin: false, organizationId: g.owner }, params);
+    const condition = matchCondition(request, { admin: false, organizationId: g.owner, purposeOfUse: g.purpose }, params);
     return `SELECT ${i} AS g WHERE EXISTS (SELECT 1 FROM resource r WHERE r.id = ${id} AND ${condition})`;
   });
   const { rows } = await db.query<{ g: number }>(parts.join('\nUNION ALL\n'), params.values);

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Bundle, BundleEntry, Parameters, ParametersParameter, Resource } from '@medplum/fhirtypes';
+import { errorConcept } from './status-error.js';
 import type { PayloadContent, SubscriptionSpec } from './spec.js';
 
 const BACKPORT = 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition';
@@ -30,6 +31,8 @@ export interface StatusFacts {
   error?: string | null;
   events: EventFacts[];
   content: PayloadContent;
+  /** Backport `backport-max-count`: at most this many events (and their resources) in the Bundle. */
+  maxCount?: number;
   /** Public base URL of /fhir for absolute references; relative references without it. */
   baseUrl?: string;
 }
@@ -44,6 +47,9 @@ export interface OutboundMessage {
 
 const ref = (base: string | undefined, path: string) => (base ? `${base}/${path}` : path);
 
+/** The events a Bundle carries: the first `maxCount` of them. */
+const carried = (facts: StatusFacts) => (facts.maxCount ? facts.events.slice(0, facts.maxCount) : facts.events);
+
 /** SubscriptionStatus (R4: Parameters with the Backport IG's profile). */
 export function subscriptionStatus(facts: StatusFacts): Parameters {
   const parameter: ParametersParameter[] = [
@@ -52,7 +58,7 @@ export function subscriptionStatus(facts: StatusFacts): Parameters {
     { name: 'status', valueCode: facts.status },
     { name: 'type', valueCode: facts.type },
     { name: 'events-since-subscription-start', valueString: String(facts.eventsSinceStart) },
-    ...facts.events.map((e) => ({
+    ...carried(facts).map((e) => ({
       name: 'notification-event',
       part: [
         { name: 'event-number', valueString: String(e.number) },
@@ -62,9 +68,7 @@ export function subscriptionStatus(facts: StatusFacts): Parameters {
           : []),
       ],
     })),
-    ...(facts.error
-      ? [{ name: 'error', valueCodeableConcept: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/subscription-error', code: 'no-response' }], text: facts.error } }]
-      : []),
+    ...(facts.error ? [{ name: 'error', valueCodeableConcept: errorConcept(facts.error) }] : []),
   ];
   return { resourceType: 'Parameters', id: randomUUID(), meta: { profile: [`${BACKPORT}/backport-subscription-status-r4`] }, parameter };
 }
@@ -79,7 +83,7 @@ export function notificationBundle(facts: StatusFacts): Bundle {
     response: { status: '200' },
   }];
   if (facts.content === 'full-resource') {
-    for (const e of facts.events) {
+    for (const e of carried(facts)) {
       if (!e.visible) continue;
       const deleted = e.action === 'delete' || e.resourceJson === null;
       entry.push({

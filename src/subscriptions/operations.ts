@@ -63,6 +63,7 @@ interface VisibleSubscription {
   status: string | null;
   events: number | null;
   last_error: string | null;
+  purpose: string | null;
 }
 
 async function visibleSubscriptions(services: Services, res: Response, ids: string[] | undefined): Promise<VisibleSubscription[]> {
@@ -71,7 +72,7 @@ async function visibleSubscriptions(services: Services, res: Response, ids: stri
   const where = [`r.resource_type = 'Subscription'`, 'NOT r.deleted', visibilitySql(auth, 'r', sql)];
   if (ids) where.push(`r.id = ANY(${sql.add(ids)}::text[])`);
   const { rows } = await services.db.query<VisibleSubscription>(
-    `SELECT r.id, r.owner, r.content::text AS json, s.status, s.events, s.last_error FROM resource r
+    `SELECT r.id, r.owner, r.content::text AS json, s.status, s.events, s.last_error, s.purpose FROM resource r
      LEFT JOIN subscription_state s ON s.id = r.id WHERE ${where.join(' AND ')} ORDER BY r.id LIMIT 1000`, sql.values);
   return rows;
 }
@@ -89,7 +90,7 @@ async function status(services: Services, req: Request, res: Response): Promise<
       const topic = (JSON.parse(s.json) as Subscription).criteria;
       const resource = subscriptionStatus({
         subscriptionId: s.id, topicUrl: topic?.startsWith('http') ? topic : undefined, status: current, type: 'query-status',
-        eventsSinceStart: Number(s.events ?? 0), error: s.last_error, events: [], content: 'id-only', baseUrl: base,
+        eventsSinceStart: Number(s.events ?? 0), error: current === 'error' ? s.last_error : null, events: [], content: 'id-only', baseUrl: base,
       });
       return { fullUrl: `urn:uuid:${resource.id}`, resource, search: { mode: 'match' as const } };
     });
@@ -107,14 +108,15 @@ async function events(services: Services, req: Request, res: Response): Promise<
     if (!/^\d{1,15}$/.test(raw)) throw badRequest(`${name} must be an event number`);
     return Number(raw);
   };
-  const total = Number(subscription.events ?? 0);
-  const since = number('eventsSinceNumber') ?? Math.max(1, total - MAX_EVENTS + 1);
-  const until = Math.min(number('eventsUntilNumber') ?? total, since + MAX_EVENTS - 1);
   const spec = parseSubscription({ ...(JSON.parse(subscription.json) as Subscription), id });
+  const most = Math.min(MAX_EVENTS, spec.maxCount ?? MAX_EVENTS);
+  const total = Number(subscription.events ?? 0);
+  const since = number('eventsSinceNumber') ?? Math.max(1, total - most + 1);
+  const until = Math.min(number('eventsUntilNumber') ?? total, since + most - 1);
   const requested = params(req, 'content')[0] as PayloadContent | undefined;
   if (requested && !['empty', 'id-only', 'full-resource'].includes(requested)) throw badRequest('content must be empty, id-only or full-resource');
   const sql = new SqlParams();
-  const viewer = { admin: false, organizationId: subscription.owner ?? undefined };
+  const viewer = { admin: false, organizationId: subscription.owner ?? undefined, purposeOfUse: subscription.purpose ?? spec.purpose };
   const { rows } = await services.db.query<{ event_number: number; changed_at: Date | null; created_at: Date; resource_type: string; resource_id: string; version_id: number; action: EventFacts['action']; visible: boolean; json: string | null }>(
     `SELECT d.event_number, d.changed_at, d.created_at, d.resource_type, d.resource_id, d.version_id, d.action,
        v.id IS NOT NULL AS visible, v.content::text AS json

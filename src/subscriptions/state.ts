@@ -9,6 +9,8 @@ export interface LiveSubscription {
   id: string;
   owner: string | null;
   versionId: number;
+  /** Purpose of use the subscriber's view is decided for. */
+  purpose: string;
 }
 
 export interface StateRow {
@@ -21,17 +23,22 @@ export interface StateRow {
   heartbeatSeconds?: number;
   endAt?: Date;
   lastError?: string | null;
+  purpose: string;
 }
 
-/** Writes the running state of a Subscription (events keep counting across re-activations). */
+/**
+ * Writes the running state of a Subscription (events keep counting across re-activations; consecutive
+ * failures are kept while its status stays, and start again from 0 when it changes).
+ */
 export async function saveState(db: Queryable, s: StateRow): Promise<void> {
   await db.query(
-    `INSERT INTO subscription_state (id, owner, version_id, kind, status, resource_types, heartbeat_seconds, next_heartbeat_at, end_at, last_error)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $5 = 'active' AND $7::int IS NOT NULL THEN now() + $7::int * interval '1 second' END, $8, $9)
+    `INSERT INTO subscription_state (id, owner, version_id, kind, status, resource_types, heartbeat_seconds, next_heartbeat_at, end_at, last_error, purpose)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $5 IN ('active', 'error') AND $7::int IS NOT NULL THEN now() + $7::int * interval '1 second' END, $8, $9, $10)
      ON CONFLICT (id) DO UPDATE SET owner = EXCLUDED.owner, version_id = EXCLUDED.version_id, kind = EXCLUDED.kind,
        status = EXCLUDED.status, resource_types = EXCLUDED.resource_types, heartbeat_seconds = EXCLUDED.heartbeat_seconds,
-       next_heartbeat_at = EXCLUDED.next_heartbeat_at, end_at = EXCLUDED.end_at, last_error = EXCLUDED.last_error, updated_at = now()`,
-    [s.id, s.owner, s.versionId, s.kind, s.status, s.resourceTypes, s.heartbeatSeconds ?? null, s.endAt ?? null, s.lastError ?? null],
+       next_heartbeat_at = EXCLUDED.next_heartbeat_at, end_at = EXCLUDED.end_at, last_error = EXCLUDED.last_error,
+       purpose = EXCLUDED.purpose, failures = CASE WHEN EXCLUDED.status = subscription_state.status THEN subscription_state.failures ELSE 0 END, updated_at = now()`,
+    [s.id, s.owner, s.versionId, s.kind, s.status, s.resourceTypes, s.heartbeatSeconds ?? null, s.endAt ?? null, s.lastError ?? null, s.purpose],
   );
 }
 
@@ -41,15 +48,20 @@ export async function readState(db: Queryable, id: string): Promise<{ status: Su
 }
 
 /**
- * Moves a subscription from one of `from` to `to`; true when it moved (so exactly one caller writes
- * the status into the Subscription resource).
+ * Counts a failed attempt of a subscription's notification and keeps its error; moves it to `error`
+ * when `toError` holds for it (a dead letter, a handshake that gave up, or too many failures in a row).
+ * True when it moved (so exactly one caller writes the status into the Subscription resource).
  */
-export async function moveStatus(db: Queryable, id: string, from: SubscriptionStatus[], to: SubscriptionStatus, error: string | null): Promise<boolean> {
-  const { rowCount } = await db.query(
-    `UPDATE subscription_state SET status = $3, last_error = $4, updated_at = now() WHERE id = $1 AND status = ANY($2::text[])`,
-    [id, from, to, error],
+export async function countFailure(db: Queryable, id: string, error: string, from: SubscriptionStatus[], errorAfter: number | null): Promise<boolean> {
+  const { rows } = await db.query<{ moved: boolean }>(
+    `WITH before AS (SELECT id, status FROM subscription_state WHERE id = $1 FOR UPDATE)
+     UPDATE subscription_state s SET failures = s.failures + 1, last_error = $2, updated_at = now(),
+       status = CASE WHEN s.status = ANY($3::text[]) AND ($4::int IS NULL OR s.failures + 1 >= $4::int) THEN 'error' ELSE s.status END
+     FROM before WHERE s.id = before.id
+     RETURNING s.status = 'error' AND before.status <> 'error' AS moved`,
+    [id, error.slice(0, 1000), from, errorAfter],
   );
-  return (rowCount ?? 0) > 0;
+  return rows[0]?.moved ?? false;
 }
 
 /** Records the version the gateway wrote itself (a status change), so that change is not taken as a new request. */
@@ -59,14 +71,14 @@ export async function followVersion(db: Queryable, id: string, versionId: number
 
 /** Active (or failing, still retried) subscriptions that a change of this type can notify; one its client turned off is not. */
 export async function liveSubscriptions(db: Queryable, resourceType: string): Promise<LiveSubscription[]> {
-  const { rows } = await db.query<{ id: string; owner: string | null; version_id: number }>(
-    `SELECT s.id, s.owner, r.version_id FROM subscription_state s
+  const { rows } = await db.query<{ id: string; owner: string | null; version_id: number; purpose: string }>(
+    `SELECT s.id, s.owner, r.version_id, s.purpose FROM subscription_state s
      JOIN resource r ON r.resource_type = 'Subscription' AND r.id = s.id AND NOT r.deleted
        AND r.content->>'status' IS DISTINCT FROM 'off'
      WHERE s.status IN ('active', 'error') AND s.resource_types @> ARRAY[$1]::text[] AND (s.end_at IS NULL OR s.end_at > now())`,
     [resourceType],
   );
-  return rows.map((r) => ({ id: r.id, owner: r.owner, versionId: r.version_id }));
+  return rows.map((r) => ({ id: r.id, owner: r.owner, versionId: r.version_id, purpose: r.purpose }));
 }
 
 /** Types some subscription (requested, active or failing) may be notified about. */
