@@ -4,9 +4,12 @@ import { log } from '../logger.js';
 import type { Database } from '../store/db.js';
 import { watchedTypes } from '../subscriptions/state.js';
 import type { Change } from './deliveries.js';
+import { OutboxListener } from './outbox-listener.js';
 
 const BATCH = 500;
 const MAX_PAUSE_MS = 5000;
+/** While a listener is told of each commit, polling is only a safety net. */
+const LISTENING_POLL_MS = 1000;
 
 /** Job options of a `changes` job: retried with backoff (its queue keeps it a while once finished). */
 export const CHANGE_JOB_OPTIONS: JobsOptions = {
@@ -33,28 +36,42 @@ interface OutboxRow {
  * re-adds it on the next run, and the re-add is a no-op. While the queue is unreachable the rows wait in
  * the outbox (writes keep committing) and the relay retries with growing pauses. Changes of a type no
  * subscription watches are marked relayed and matched without a job: nothing can be notified of them.
+ * On PostgreSQL a commit wakes the relay at once (LISTEN); polling then only covers a lost connection.
  */
 export class OutboxRelay {
   private stopped = true;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
+  /** A commit was announced since the last batch was read. */
+  private announced = false;
+  private readonly listener: OutboxListener | undefined;
 
-  constructor(private readonly db: Database, private readonly queue: AnyQueue, private readonly intervalMs: number) {}
+  constructor(private readonly db: Database, private readonly queue: AnyQueue, private readonly intervalMs: number) {
+    if (!db.embedded) this.listener = new OutboxListener(db.url, () => this.announce());
+  }
 
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
+    this.listener?.start();
     this.loop = this.run();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    await this.listener?.stop();
     this.wake?.();
     await this.loop;
   }
 
+  private announce(): void {
+    this.announced = true;
+    this.wake?.();
+  }
+
   /** Relays one batch; returns how many outbox rows it handled. */
   async relayOnce(): Promise<number> {
+    this.announced = false;
     const { rows } = await this.db.query<OutboxRow>(
       `SELECT seq, resource_type, id, version_id, action, owner, patient_id, (extract(epoch FROM created_at) * 1000)::float8 AS at
        FROM outbox WHERE relayed_at IS NULL ORDER BY seq LIMIT ${BATCH}`);
@@ -84,18 +101,21 @@ export class OutboxRelay {
       } catch (err) {
         if (failures++ % 20 === 0) log.warn({ err: (err as Error).message }, 'outbox relay waiting for the queue');
       }
-      if (this.stopped || handled >= BATCH) continue;
-      await this.pause(failures ? Math.min(this.intervalMs * 2 ** failures, MAX_PAUSE_MS) : this.intervalMs);
+      if (this.stopped || handled >= BATCH || (this.announced && !failures)) continue;
+      const idle = this.listener?.listening ? Math.max(this.intervalMs, LISTENING_POLL_MS) : this.intervalMs;
+      await this.pause(failures ? Math.min(this.intervalMs * 2 ** failures, MAX_PAUSE_MS) : idle);
     }
   }
 
   private pause(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
+      let timer: NodeJS.Timeout | undefined = undefined;
+      const done = () => {
         clearTimeout(timer);
+        this.wake = undefined;
         resolve();
-      }
+      };
+      timer = setTimeout(done, ms);
       this.wake = done;
     });
   }
