@@ -27,6 +27,8 @@ interface Version {
   date: string;
   stored?: Json;
   incoming?: MappedResource;
+  /** Some rows of this version were refused (partial acceptance): what they held is kept as it was. */
+  partial?: boolean;
 }
 
 const isKyotaku = (plan: Json) =>
@@ -97,13 +99,27 @@ const stopActivity = (a: Json): Json =>
 
 const withoutStatus = (a: Json) => ({ ...a, detail: { ...a.detail, status: undefined } });
 
-/** The plan's activities: the file's, plus the stored ones it no longer sends (stopped). */
+const sameActivity = (a: Json, b: Json) =>
+  sameValue(JSON.parse(JSON.stringify(withoutStatus(a))), JSON.parse(JSON.stringify(withoutStatus(b))));
+
+/** The plan's activities: the file's, plus the stored ones it no longer sends (stopped, or as they were when rows were refused). */
 function keepDroppedActivities(v: Version): void {
   const sent = v.incoming?.resource.activity as Json[] | undefined;
   const before = (v.stored?.activity ?? []) as Json[];
   if (!sent || !before.length) return;
-  const dropped = before.filter((old) => !sent.some((a) => sameValue(JSON.parse(JSON.stringify(withoutStatus(a))), JSON.parse(JSON.stringify(withoutStatus(old))))));
-  if (dropped.length) v.incoming!.resource.activity = [...sent, ...dropped.map(stopActivity)];
+  const dropped = before.filter((old) => !sent.some((a) => sameActivity(a, old)));
+  if (dropped.length) v.incoming!.resource.activity = [...sent, ...(v.partial ? dropped : dropped.map(stopActivity))];
+}
+
+/** A version with refused rows keeps the 課題 and Goals it referred to: a refused row changes nothing. */
+function keepReferences(v: Version): void {
+  if (!v.partial || !v.incoming || !v.stored) return;
+  for (const element of ['addresses', 'goal']) {
+    const sent = v.incoming.resource[element] as Json[] | undefined;
+    if (!sent) continue;
+    const missing = ((v.stored[element] ?? []) as Json[]).filter((old) => !sent.some((r) => r.reference === old.reference));
+    if (missing.length) v.incoming.resource[element] = [...sent, ...missing];
+  }
 }
 
 function revoke(v: Version, extra: Map<string, MappedResource>): void {
@@ -119,26 +135,34 @@ function revoke(v: Version, extra: Map<string, MappedResource>): void {
   extra.set(keyOf(plan), plan);
 }
 
-export async function reconcilePlanVersions(tx: Queryable, owner: string, resources: MappedResource[]): Promise<MappedResource[]> {
+/**
+ * Adjusts the file's plan versions (and returns the stored resources to write again) per subject.
+ * `incomplete` holds the resources (`Type/id`) some refused row would have contributed to.
+ */
+export async function reconcilePlanVersions(
+  tx: Queryable, owner: string, resources: MappedResource[], incomplete: ReadonlySet<string> = new Set(),
+): Promise<MappedResource[]> {
   const subjectOf = (m: MappedResource) => (m.resource as Json).subject?.reference as string | undefined;
   const plans = resources.filter((m) => m.resourceType === 'CarePlan' && isKyotaku(m.resource) && /^Patient\/[^/]+$/.test(subjectOf(m) ?? ''));
   const subjects = [...new Set(plans.map((p) => subjectOf(p)!.slice('Patient/'.length)))].sort();
   const extra = new Map<string, MappedResource>();
   for (const patientId of subjects) {
     const incoming = plans.filter((p) => subjectOf(p) === `Patient/${patientId}`);
-    await reconcileScope(tx, owner, await storedPlans(tx, owner, patientId), incoming, resources, extra);
+    await reconcileScope(tx, owner, await storedPlans(tx, owner, patientId), incoming, resources, extra, incomplete);
   }
   return [...extra.values()];
 }
 
 async function reconcileScope(
   tx: Queryable, owner: string, stored: Json[], incoming: MappedResource[], resources: MappedResource[], extra: Map<string, MappedResource>,
+  incomplete: ReadonlySet<string>,
 ): Promise<void> {
   const versions = new Map<string, Version>(stored.map((s) => [s.id as string, { id: s.id, date: s.period?.start ?? '', stored: s }]));
   for (const m of incoming) {
     const v = versions.get(m.id) ?? { id: m.id, date: '' };
-    versions.set(m.id, { ...v, incoming: m, date: (m.resource as Json).period?.start ?? v.date });
+    versions.set(m.id, { ...v, incoming: m, date: (m.resource as Json).period?.start ?? v.date, partial: incomplete.has(keyOf(m)) });
   }
+  for (const v of versions.values()) keepReferences(v);
   const ordered = [...versions.values()].sort((a, b) => a.date.localeCompare(b.date) || a.id.localeCompare(b.id));
   const newest = ordered[ordered.length - 1];
   const current = currentReferences(newest);

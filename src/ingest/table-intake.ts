@@ -32,7 +32,7 @@ export interface PreparedTable {
   messageTime?: Date;
   vars?: Record<string, string>;
   /** Adjusts the assembled resources against the store before they are written; returns more to write. */
-  reconcile?: (tx: Queryable, owner: string, resources: MappedResource[]) => Promise<MappedResource[]>;
+  reconcile?: (tx: Queryable, owner: string, resources: MappedResource[], incomplete: ReadonlySet<string>) => Promise<MappedResource[]>;
   /** Warnings about what was stored, for the answer (not errors: nothing is refused). */
   review?: (tx: Queryable, stored: { resources: readonly MappedResource[]; linesOf(key: string): number[] }, messageId: number) => Promise<Issue[]>;
 }
@@ -157,7 +157,7 @@ export async function receiveTable(
         if (failed.size && (!request.partial || failed.size === rows.size)) throw new TableError(sortedProblems(failed), 422);
         rewriteReferences(assembly.resources, lookups.resolved);
         try {
-          const more = prepared.reconcile ? await prepared.reconcile(tx, sender.organizationId, assembly.resources) : [];
+          const more = prepared.reconcile ? await prepared.reconcile(tx, sender.organizationId, assembly.resources, touchedBy(rows, failed)) : [];
           const applied = await applyMapped(tx, {
             services, caller, auth: sender.auth, messageId: id, messageTime: prepared.messageTime, base: request.base,
           }, [...assembly.resources, ...more]);
@@ -188,6 +188,11 @@ export async function receiveTable(
     }
     return refuse(services, id, err);
   }
+}
+
+/** The resources (`Type/id`) the refused rows would have contributed to. */
+function touchedBy(rows: Map<number, MappingOutput>, failed: Map<number, TableProblem[]>): Set<string> {
+  return new Set([...failed.keys()].flatMap((line) => (rows.get(line)?.resources ?? []).map((r) => `${r.resourceType}/${r.id}`)));
 }
 
 /** The rows behind the resources an ApplyError names. */

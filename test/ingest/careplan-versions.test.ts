@@ -130,10 +130,26 @@ describe(`care-plan versions over HTTP (${stackName})`, () => {
     expect(replaced).toContainEqual(byDate.get('2027-03-01').replaces[0]);
   });
 
+  it('with partial acceptance, a refused row ends nothing: its 課題, Goals and activity stay as they were', async () => {
+    const full = await send(table2('20270401', [ROW1, ROW2]), fileName('1370000001', '20270401090000'));
+    expect(full.status, full.text).toBe(200);
+    const bad = table2('20270401', [ROW1, ROW2], (r) => r.replace(',毎日3回,20261101-20270131,', ',毎日3回,2027-99-99,'));
+    const res = await post(`${stack.url}/ingest/careplan-csv?partial=true`, aoi, bad, { 'content-type': 'text/csv', 'x-filename': fileName('1370000001', '20270402090000') });
+    expect(res.status, res.text).toBe(200);
+    expect(res.text).toMatch(/1 of 2 rows accepted/);
+    const plan = (await plans()).get('2027-04-01');
+    expect(plan.status).toBe('active');
+    expect(plan.activity.map((a: any) => [a.detail.scheduledTiming.code.text, a.detail.status])).toEqual([
+      ['週2回', 'scheduled'], ['毎日3回', 'scheduled'],
+    ]);
+    expect((await referenced(plan, 'addresses')).map(clinical)).toEqual(['active', 'active']);
+    expect((await referenced(plan, 'goal')).map((g) => g.lifecycleStatus)).toEqual(['active', 'active', 'active', 'active']);
+  });
+
   it("another sender's plan for the same 被保険者 leaves this sender's plan current", async () => {
     const other = await send(table2('20270101', [ROW1]), fileName('1370000011', '20270101090000'), kaede);
     expect(other.status, other.text).toBe(200);
-    expect((await plans()).get('2027-03-01').status).toBe('active');
+    expect((await plans()).get('2027-04-01').status).toBe('active');
     const theirs = (await new FhirClient(stack.url, kaede).get('CarePlan')).body.entry.map((e: any) => e.resource);
     expect(theirs.map((p: any) => [p.status, p.replaces])).toEqual([['active', undefined]]);
   });
