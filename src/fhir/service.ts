@@ -128,9 +128,11 @@ export class FhirService {
   private async disclosureAudit(caller: Caller, shown: StoredResource[], q: Queryable): Promise<AuditRow[]> {
     const foreign = foreignRows(caller, shown);
     if (!foreign.length) return [];
-    const bases = await disclosureBases(q, caller, foreign);
+    const unknown = foreign.filter((r) => r.disclosureBasis === undefined);
+    const bases = unknown.length ? await disclosureBases(q, caller, unknown) : new Map<string, string>();
     return disclosureRows(caller, foreign.map((r) => ({
-      resourceType: r.resourceType, id: r.id, owner: r.owner!, patientId: r.patientId!, basis: bases.get(`${r.resourceType}/${r.id}`),
+      resourceType: r.resourceType, id: r.id, owner: r.owner!, patientId: r.patientId!,
+      basis: r.disclosureBasis ?? bases.get(`${r.resourceType}/${r.id}`),
     })));
   }
 

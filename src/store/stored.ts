@@ -9,6 +9,8 @@ export interface StoredResource {
   patientId: string | null;
   method?: string;
   json: string | null;
+  /** For another owner's row read by a search: what let the viewer see it (see disclosureBasisSql). */
+  disclosureBasis?: string | null;
 }
 
 export const STORED_COLUMNS =
@@ -24,6 +26,7 @@ export interface StoredRow {
   patient_id: string | null;
   method?: string;
   json: string | null;
+  basis?: string | null;
 }
 
 export function toStored(row: StoredRow): StoredResource {
@@ -37,5 +40,6 @@ export function toStored(row: StoredRow): StoredResource {
     patientId: row.patient_id,
     method: row.method,
     json: row.json,
+    ...(row.basis !== undefined && { disclosureBasis: row.basis }),
   };
 }

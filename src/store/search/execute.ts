@@ -1,5 +1,5 @@
 import type { Queryable } from '../db.js';
-import { visibilitySql, type Viewer } from '../access.js';
+import { disclosureBasisSql, visibilitySql, type Viewer } from '../access.js';
 import { SqlParams } from '../sql.js';
 import { STORED_COLUMNS, toStored, type StoredResource, type StoredRow } from '../stored.js';
 import { criterionSql } from './conditions.js';
@@ -63,16 +63,19 @@ interface Statement {
 /**
  * The page, and with `counted` the total beside each row: the match condition (with its Consent joins)
  * runs once, and the page and its total see the same snapshot. The total is counted over the narrow
- * matching keys; the stored rows are read for the page only.
+ * matching keys; the stored rows, and what let the viewer see each other owner's row, are read for the
+ * page only.
  */
 function pageStatement(request: SearchRequest, viewer: Viewer, counted: boolean): Statement {
   const params = new SqlParams();
   const where = matchCondition(request, viewer, params);
   const window = `LIMIT ${params.add(request.count)} OFFSET ${params.add(request.offset)}`;
   if (!counted) {
-    return { sql: `SELECT ${STORED_COLUMNS} FROM resource r WHERE ${where} ORDER BY ${orderBy(request.sort, params)} ${window}`, values: params.values };
+    const sql = `SELECT ${STORED_COLUMNS}, ${disclosureBasisSql(viewer, 'r', params)} AS basis FROM resource r WHERE ${where}
+      ORDER BY ${orderBy(request.sort, params)} ${window}`;
+    return { sql, values: params.values };
   }
-  const sql = `SELECT ${prefixed('r')}, m.total FROM (
+  const sql = `SELECT ${prefixed('r')}, m.total, ${disclosureBasisSql(viewer, 'r', params)} AS basis FROM (
       SELECT r.resource_type, r.id, count(*) OVER () AS total FROM resource r WHERE ${where}
       ORDER BY ${orderBy(request.sort, params)} ${window}) m
     JOIN resource r ON r.resource_type = m.resource_type AND r.id = m.id
