@@ -1,5 +1,5 @@
 import type { Resource } from '@medplum/fhirtypes';
-import type { PoolClient } from 'pg';
+import type { PoolClient, QueryConfig } from 'pg';
 import { checkScope, type AuthContext } from '../auth/context.js';
 import type { Caller } from '../fhir/caller.js';
 import { FhirError } from '../fhir/outcome.js';
@@ -106,6 +106,14 @@ export function rewriteReferences(mapped: readonly MappedResource[], renames: Re
   mapped.forEach((m) => walk(m.resource));
 }
 
+/**
+ * A statement of fixed text, prepared once per connection on a PostgreSQL server (PGlite's connections
+ * share one session, where a prepared name would clash: there it is sent as text each time).
+ */
+export function statement(prepared: boolean, name: string, text: string, values: unknown[]): QueryConfig {
+  return prepared ? { name: `ingest-${name}`, text, values } : { text, values };
+}
+
 const keyOf = (m: MappedResource) => `${m.resourceType}/${m.id}`;
 
 function withoutMeta(resource: Json): Json {
@@ -117,7 +125,8 @@ export async function applyMapped(tx: PoolClient, ctx: ApplyContext, input: read
   const { fhir } = boundTo(ctx.services, tx);
   const mapped = input.map((m) => ({ ...m, resource: structuredClone(m.resource) }));
   await adoptExistingIds(fhir, ctx.caller, mapped, tx);
-  const targets = await lockTargets(tx, mapped, ctx.messageTime);
+  const prepared = !ctx.services.db.embedded;
+  const targets = await lockTargets(tx, mapped, ctx.messageTime, prepared);
 
   const toWrite: { m: MappedResource; stored: StoredResource | null }[] = [];
   const unchanged: string[] = [];
@@ -138,7 +147,7 @@ export async function applyMapped(tx: PoolClient, ctx: ApplyContext, input: read
   const invalid = validateMapped(toWrite.map((w) => w.m));
   if (invalid.length) throw new ApplyError(invalid);
   const written = await writeVersions(fhir, ctx, tx, toWrite);
-  if (ctx.messageTime) await advanceClocks(tx, [...toWrite.map((w) => keyOf(w.m)), ...unchanged], ctx.messageTime, ctx.messageId);
+  if (ctx.messageTime) await advanceClocks(tx, [...toWrite.map((w) => keyOf(w.m)), ...unchanged], ctx.messageTime, ctx.messageId, prepared);
   return { written, unchanged, older };
 }
 
@@ -176,19 +185,19 @@ interface Target {
  * resource not yet stored is covered too), then reads each current row (locked until commit) and whether
  * a newer message than this one wrote it.
  */
-async function lockTargets(tx: Queryable, mapped: readonly MappedResource[], time: Date | undefined): Promise<Map<string, Target>> {
+async function lockTargets(tx: Queryable, mapped: readonly MappedResource[], time: Date | undefined, prepared: boolean): Promise<Map<string, Target>> {
   const targets = new Map<string, Target>();
   if (!mapped.length) return targets;
   const keys = [...new Set(mapped.map(keyOf))].sort();
-  await tx.query('SELECT pg_advisory_xact_lock(hashtext(k)) FROM unnest($1::text[]) AS u(k)', [keys.map((k) => `ingest:${k}`)]);
-  const { rows } = await tx.query<StoredRow & { key_type: string; key_id: string; newer: boolean | null; found: boolean }>(
+  await tx.query(statement(prepared, 'lock', 'SELECT pg_advisory_xact_lock(hashtext(k)) FROM unnest($1::text[]) AS u(k)', [keys.map((k) => `ingest:${k}`)]));
+  const { rows } = await tx.query<StoredRow & { key_type: string; key_id: string; newer: boolean | null; found: boolean }>(statement(prepared, 'targets',
     `WITH t AS (SELECT * FROM unnest($1::text[], $2::text[]) AS t(resource_type, id)),
      locked AS (SELECT ${STORED_COLUMNS} FROM resource WHERE (resource_type, id) IN (SELECT resource_type, id FROM t) FOR UPDATE)
      SELECT t.resource_type AS key_type, t.id AS key_id, c.message_time > $3 AS newer, locked.resource_type IS NOT NULL AS found, locked.*
      FROM t LEFT JOIN locked USING (resource_type, id)
      LEFT JOIN ingest_resource_clock c ON c.resource_type = t.resource_type AND c.resource_id = t.id`,
     [keys.map((k) => k.split('/')[0]), keys.map((k) => k.split('/')[1]), time ?? null],
-  );
+  ));
   for (const row of rows) {
     targets.set(`${row.key_type}/${row.key_id}`, { newer: row.newer === true, ...(row.found ? { stored: toStored(row) } : {}) });
   }
@@ -216,16 +225,16 @@ async function adoptExistingIds(fhir: FhirService, caller: Caller, mapped: Mappe
   rewriteReferences(mapped, renames);
 }
 
-async function advanceClocks(tx: Queryable, keys: string[], time: Date, messageId: number): Promise<void> {
+async function advanceClocks(tx: Queryable, keys: string[], time: Date, messageId: number, prepared: boolean): Promise<void> {
   if (!keys.length) return;
   const [types, ids] = [keys.map((k) => k.split('/')[0]), keys.map((k) => k.split('/')[1])];
-  await tx.query(
+  await tx.query(statement(prepared, 'clocks',
     `INSERT INTO ingest_resource_clock (resource_type, resource_id, message_time, message_id)
      SELECT t, i, $3, $4 FROM unnest($1::text[], $2::text[]) AS u(t, i)
      ON CONFLICT (resource_type, resource_id) DO UPDATE SET message_time = EXCLUDED.message_time, message_id = EXCLUDED.message_id
      WHERE ingest_resource_clock.message_time <= EXCLUDED.message_time`,
     [types, ids, time, messageId],
-  );
+  ));
 }
 
 /** A refusal by the FHIR layer (ownership, scope, rule), located at the source of the resource it concerns. */

@@ -76,7 +76,7 @@ export async function receiveHl7(services: Services, bytes: Uint8Array, sender: 
       const result = await applyMapped(tx, {
         services, caller: callerOf(sender), auth: sender.auth, messageId, messageTime: facts.timeValue, base: options.base,
       }, output.resources);
-      await markApplied(tx, messageId, facts.type, facts.timeValue, result.written);
+      await markApplied(tx, messageId, facts.type, facts.timeValue, result.written, !db.embedded);
       return result;
     });
     log.info({ messageId, type: facts.type, organization: sender.organizationId, written: applied.written.length,
@@ -102,7 +102,7 @@ interface KeptMessage {
 /** Keeps the bytes (one statement with the look-ups the intake needs), or reads them for a stored message. */
 async function keepMessage(services: Services, sender: IngestSender, message: ReceivedMessage, existingId: number | undefined): Promise<KeptMessage> {
   if (existingId === undefined) {
-    const kept = await keepAndLookUp(services.db, { ...message, senderOrg: sender.organizationId, controlId: message.controlId ?? '' });
+    const kept = await keepAndLookUp(services.db, { ...message, senderOrg: sender.organizationId, controlId: message.controlId ?? '' }, !services.db.embedded);
     return { id: kept.id, earlier: kept.earlier, facts: senderFactsOf(sender.organizationId, kept.organization) };
   }
   const earlier = await findApplied(services.db, sender.organizationId, 'hl7v2', message.controlId ?? '');
