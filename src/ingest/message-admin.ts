@@ -14,7 +14,6 @@ import {
   getMessage, listMessages, MESSAGE_KINDS, MESSAGE_STATUSES, type MessageFilter, type MessageViewer, type StoredMessage,
 } from './message-store.js';
 import { partialFlag, receiveTable } from './table-intake.js';
-import { TableError } from './csv.js';
 
 /**
  * The message store over HTTP: `GET /admin/messages` (filters status, kind, control_id, sender, since;
@@ -50,7 +49,7 @@ export function messageAdminRoutes(services: Services): express.Router {
       res.status(outcome.httpStatus).json({ status: outcome.status, ack: outcome.ack.text, message: describe((await getMessage(services.db, viewerOf(auth), message.id, false))!) });
       return;
     }
-    const partial = replayPartial(req.query.partial);
+    const partial = partialFlag(req.query.partial);
     const request = { kind: message.kind, transport: 'http' as const, contentType: message.contentType ?? undefined, fileName: message.fileName ?? undefined, partial, base, existingId: message.id };
     const outcome = await receiveTable(services, raw, sender, request, message.kind === 'careplan-csv'
       ? (facts) => prepareCareplan(raw, { fileName: request.fileName, contentType: request.contentType, table: message.messageType?.match(/table(\d)$|\/(user)$/)?.slice(1).find(Boolean) }, facts)
@@ -58,14 +57,6 @@ export function messageAdminRoutes(services: Services): express.Router {
     res.status(outcome.httpStatus).json({ status: outcome.status, outcome: outcome.outcome, message: describe((await getMessage(services.db, viewerOf(auth), message.id, false))!) });
   });
   return router;
-}
-
-function replayPartial(raw: unknown): boolean {
-  try {
-    return partialFlag(raw);
-  } catch (err) {
-    throw badRequest((err as TableError).problems[0].reason);
-  }
 }
 
 function viewerOf(auth: AuthContext): MessageViewer {

@@ -13,7 +13,6 @@ import { receiveHl7, type Hl7Outcome, type IngestSender } from './hl7-intake.js'
 import { messageAdminRoutes } from './message-admin.js';
 import { mllpSenderRoutes } from './mllp-senders.js';
 import { partialFlag, receiveTable, type TableOutcome } from './table-intake.js';
-import { TableError } from './csv.js';
 
 /**
  * HTTP ingest: `POST /ingest/hl7v2` (the message bytes as sent; the answer is the HL7 ACK, 200 for AA,
@@ -76,13 +75,7 @@ async function receiveFile(
     sendOutcome(res, 413, `The file is larger than ${services.config.maxBodyBytes} bytes / ファイルが大きすぎます`);
     return;
   }
-  let partial: boolean;
-  try {
-    partial = partialFlag(req.query.partial);
-  } catch (err) {
-    sendOutcome(res, 400, (err as TableError).problems[0].reason);
-    return;
-  }
+  const partial = partialFlag(req.query.partial);
   const outcome: TableOutcome = await receiveTable(services, body.bytes, sender, {
     kind, transport: 'http', contentType: req.get('content-type'), fileName, partial, base: fhirBase(req, services.config),
   }, prepare(body.bytes));
@@ -104,8 +97,7 @@ function sendAck(res: Response, outcome: Hl7Outcome): void {
 }
 
 function sendOutcome(res: Response, status: number, diagnostics: string): void {
-  const code = status === 413 ? 'too-costly' : status === 400 ? 'invalid' : 'forbidden';
-  res.status(status).type('application/fhir+json').send(JSON.stringify(operationOutcome([{ code, diagnostics }])));
+  res.status(status).type('application/fhir+json').send(JSON.stringify(operationOutcome([{ code: status === 413 ? 'too-costly' : 'forbidden', diagnostics }])));
 }
 
 function query(req: Request, name: string): string | undefined {

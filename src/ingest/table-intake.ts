@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { OperationOutcome } from '@medplum/fhirtypes';
-import { operationOutcome, type Issue } from '../fhir/outcome.js';
+import { badRequest, operationOutcome, type Issue } from '../fhir/outcome.js';
 import { log } from '../logger.js';
 import type { MappedResource, MappingEngine, MappingIssue, MappingOutput } from '../mapping/engine.js';
 import { mergeInto } from '../mapping/merge.js';
@@ -37,13 +37,11 @@ export interface PreparedTable {
   review?: (tx: Queryable, stored: { resources: readonly MappedResource[]; linesOf(key: string): number[] }, messageId: number) => Promise<Issue[]>;
 }
 
-/** The `partial` flag of an intake or a replay: on/off as settings read it; absent is off. */
+/** The `partial` query parameter of an intake or a replay, read like an on/off setting; absent is off, anything unreadable 400. */
 export function partialFlag(raw: unknown): boolean {
   if (raw === undefined || raw === '') return false;
   const value = typeof raw === 'string' ? onOffValue(raw) : undefined;
-  if (value === undefined) {
-    throw new TableError([{ reason: `partial must be true or false (also on/off, 1/0, yes/no), got "${String(raw)}" / partial の値が正しくありません` }], 400);
-  }
+  if (value === undefined) throw badRequest(`partial must be true or false (also on/off, 1/0, yes/no), got "${String(raw)}" / partial の値が正しくありません`);
   return value;
 }
 
