@@ -2,7 +2,6 @@ import type { JobsOptions } from 'bullmq';
 import { addJobs, type AnyQueue } from './queues.js';
 import { log } from '../logger.js';
 import type { Database } from '../store/db.js';
-import { watchedTypes } from '../subscriptions/state.js';
 import type { Change } from './deliveries.js';
 import { OutboxListener } from './outbox-listener.js';
 
@@ -32,8 +31,7 @@ interface OutboxRow {
 
 /**
  * Moves committed changes from the outbox into the `changes` queue, oldest first, with job id
- * `outbox-<seq>`: a row is marked relayed only after the queue accepted it, so a crash in between
- * re-adds it on the next run, and the re-add is a no-op. While the queue is unreachable the rows wait in
+ * `outbox-<seq>` (a re-add is a no-op). While the queue is unreachable the rows wait in
  * the outbox (writes keep committing) and the relay retries with growing pauses. Changes of a type no
  * subscription watches are marked relayed and matched without a job: nothing can be notified of them.
  * On PostgreSQL a commit wakes the relay at once (LISTEN); polling then only covers a lost connection.
@@ -69,24 +67,32 @@ export class OutboxRelay {
     this.wake?.();
   }
 
-  /** Relays one batch; returns how many outbox rows it handled. */
+  /**
+   * Relays one batch; returns how many outbox rows it handled. The batch is claimed in one statement
+   * (rows another relay is claiming are skipped, so relays share the work rather than repeat it); a type
+   * nothing watches is marked matched there too. Claimed changes are then added to the queue; if the
+   * queue refuses, the claim is released for the next attempt, and a process that dies in between
+   * leaves them to the reconciler (relayed, never matched).
+   */
   async relayOnce(): Promise<number> {
     this.announced = false;
-    const { rows } = await this.db.query<OutboxRow>(
-      `SELECT seq, resource_type, id, version_id, action, owner, patient_id, (extract(epoch FROM created_at) * 1000)::float8 AS at
-       FROM outbox WHERE relayed_at IS NULL ORDER BY seq LIMIT ${BATCH}`);
-    if (!rows.length) return 0;
-    const watched = await watchedTypes(this.db);
-    const wanted = rows.filter((r) => r.resource_type === 'Subscription' || watched.has(r.resource_type));
-    if (wanted.length) {
+    const { rows } = await this.db.query<OutboxRow & { wanted: boolean }>(
+      `WITH watched AS (SELECT DISTINCT unnest(resource_types) AS t FROM subscription_state WHERE status <> 'off'),
+       claimed AS (SELECT seq, resource_type = 'Subscription' OR resource_type IN (SELECT t FROM watched) AS wanted
+         FROM outbox WHERE relayed_at IS NULL ORDER BY seq LIMIT ${BATCH} FOR UPDATE SKIP LOCKED)
+       UPDATE outbox o SET relayed_at = now(), matched_at = CASE WHEN c.wanted THEN o.matched_at ELSE COALESCE(o.matched_at, now()) END
+       FROM claimed c WHERE o.seq = c.seq
+       RETURNING o.seq, o.resource_type, o.id, o.version_id, o.action, o.owner, o.patient_id,
+         (extract(epoch FROM o.created_at) * 1000)::float8 AS at, c.wanted`);
+    const wanted = rows.filter((r) => r.wanted).sort((a, b) => Number(a.seq) - Number(b.seq));
+    if (!wanted.length) return rows.length;
+    try {
       await addJobs(this.queue, wanted.map((r) => ({ name: 'change', data: toChange(r), opts: { ...CHANGE_JOB_OPTIONS, jobId: changeJobId(r.seq) } })));
+    } catch (err) {
+      await this.db.query('UPDATE outbox SET relayed_at = NULL WHERE seq = ANY($1::bigint[]) AND matched_at IS NULL', [wanted.map((r) => r.seq)])
+        .catch(() => {});
+      throw err;
     }
-    const skipped = rows.filter((r) => !wanted.includes(r)).map((r) => r.seq);
-    await this.db.query(
-      `UPDATE outbox SET relayed_at = now(), matched_at = CASE WHEN seq = ANY($2::bigint[]) THEN COALESCE(matched_at, now()) ELSE matched_at END
-       WHERE seq = ANY($1::bigint[]) AND relayed_at IS NULL`,
-      [rows.map((r) => r.seq), skipped],
-    );
     return rows.length;
   }
 

@@ -81,12 +81,6 @@ export async function liveSubscriptions(db: Queryable, resourceType: string): Pr
   return rows.map((r) => ({ id: r.id, owner: r.owner, versionId: r.version_id, purpose: r.purpose }));
 }
 
-/** Types some subscription (requested, active or failing) may be notified about. */
-export async function watchedTypes(db: Queryable): Promise<Set<string>> {
-  const { rows } = await db.query<{ t: string }>(`SELECT DISTINCT unnest(resource_types) AS t FROM subscription_state WHERE status <> 'off'`);
-  return new Set(rows.map((r) => r.t));
-}
-
 /**
  * Parsed Subscriptions by id and version: a version is read and parsed once per process. A version the
  * gateway cannot parse any more (it was accepted by an older release) is remembered as undefined.
