@@ -4,6 +4,7 @@
  * queue, BullMQ's bare add→process rate as the baseline. Embedded: serve runs the workers; servers: an
  * API process and a worker process on PostgreSQL and Redis.
  * Run alone: node --import tsx bench/exchange.ts (after npm run build; BENCH_STACKS, BENCH_EXCHANGE_CHANGES).
+ * BENCH_WORKER_NODE_ARGS adds Node flags to `renkei worker` (e.g. `--cpu-prof --cpu-prof-dir=prof`).
  */
 import { spawn } from 'node:child_process';
 import http from 'node:http';
@@ -109,7 +110,10 @@ async function steadyLatency(client: BenchClient, receiver: BenchReceiver, patie
 }
 
 export async function benchExchange(stack: BenchStack, port: number): Promise<ExchangeReport> {
-  const workerEnv = { ...stack.env, RENKEI_ADMIN_TOKEN: ADMIN_TOKEN, RENKEI_ALLOW_PRIVATE_ENDPOINTS: 'true' };
+  // Ports of their own: another gateway on the machine may hold the default MLLP and worker ports.
+  const workerEnv = {
+    ...stack.env, RENKEI_ADMIN_TOKEN: ADMIN_TOKEN, RENKEI_ALLOW_PRIVATE_ENDPOINTS: 'true', MLLP_PORT: '0', RENKEI_WORKER_PORT: String(port + 1),
+  };
   const gateway = await startGatewayProcess({ ...workerEnv, RENKEI_WORKERS: stack.name === 'embedded' ? 'on' : 'off' }, port);
   let worker: { stop(): Promise<void> } | undefined;
   const receiver = await BenchReceiver.start();
@@ -150,7 +154,8 @@ export async function benchExchange(stack: BenchStack, port: number): Promise<Ex
 
 /** `renkei worker` for the server deployment, ready once it says so. */
 async function startWorker(env: Record<string, string>): Promise<{ stop(): Promise<void> }> {
-  const child = spawn(process.execPath, [MAIN, 'worker'], { env: { ...process.env, ...env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const nodeArgs = process.env.BENCH_WORKER_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, MAIN, 'worker'], { env: { ...process.env, ...env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     child.stdout!.on('data', (chunk: Buffer) => chunk.toString().includes('"worker ready"') && resolve());
     child.once('exit', (code) => reject(new Error(`worker exited with ${code}`)));
