@@ -29,7 +29,7 @@ export interface ApplyContext {
   messageId: number;
   /** The time the message describes; undefined when it has none (then it is applied without ordering). */
   messageTime?: Date;
-  /** FHIR base URL (for the transaction response). */
+  /** FHIR base URL of the gateway (the versions written are named relative to it). */
   base: string;
 }
 

@@ -14,8 +14,9 @@ import { loadSenderFacts, senderFactsOf, type SenderFacts } from './sender.js';
 
 /**
  * One HL7 v2 message from receipt to acknowledgment, the same over HTTP and MLLP: keep the bytes, refuse
- * what cannot be read (AR) or mapped (AE) with ERR segments, acknowledge a repeated MSH-10 without
- * applying it again, and answer AA only after the data and the message's status are committed together.
+ * what cannot be read (AR) or mapped (AE) with ERR segments and what the gateway itself could not process
+ * (AR 207, to be sent again), acknowledge a repeated MSH-10 without applying it again, and answer AA only
+ * after the data and the message's status are committed together.
  */
 
 /** The registered client a message comes from and the Organization it acts for. */
