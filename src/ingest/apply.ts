@@ -31,6 +31,28 @@ export interface ApplyContext {
   messageTime?: Date;
   /** FHIR base URL of the gateway (the versions written are named relative to it). */
   base: string;
+  /**
+   * Records the outcome in the same transaction (e.g. the message's status), and the resources' clocks
+   * with it in one statement; when absent the clocks are written here.
+   */
+  finish?: (tx: PoolClient, applied: Applied, clocks: Clocks | undefined) => Promise<void>;
+}
+
+/** Resources a message wrote or found unchanged, and its time: each remembers the message that wrote it last. */
+export interface Clocks {
+  types: string[];
+  ids: string[];
+  time: Date;
+  messageId: number;
+}
+
+/** A CTE (`clocks`) advancing the clocks; its values start at `$first` (types, ids, time, message id). */
+export function clocksCte(first: number): string {
+  const [types, ids, time, message] = [first, first + 1, first + 2, first + 3].map((n) => `$${n}`);
+  return `clocks AS (INSERT INTO ingest_resource_clock (resource_type, resource_id, message_time, message_id)
+     SELECT t, i, ${time}::timestamptz, ${message}::bigint FROM unnest(${types}::text[], ${ids}::text[]) AS u(t, i)
+     ON CONFLICT (resource_type, resource_id) DO UPDATE SET message_time = EXCLUDED.message_time, message_id = EXCLUDED.message_id
+     WHERE ingest_resource_clock.message_time <= EXCLUDED.message_time)`;
 }
 
 export interface Applied {
@@ -147,8 +169,14 @@ export async function applyMapped(tx: PoolClient, ctx: ApplyContext, input: read
   const invalid = validateMapped(toWrite.map((w) => w.m));
   if (invalid.length) throw new ApplyError(invalid);
   const written = await writeVersions(fhir, ctx, tx, toWrite);
-  if (ctx.messageTime) await advanceClocks(tx, [...toWrite.map((w) => keyOf(w.m)), ...unchanged], ctx.messageTime, ctx.messageId, prepared);
-  return { written, unchanged, older };
+  const applied = { written, unchanged, older };
+  const keys = [...toWrite.map((w) => keyOf(w.m)), ...unchanged];
+  const clocks = ctx.messageTime && keys.length
+    ? { types: keys.map((k) => k.split('/')[0]), ids: keys.map((k) => k.split('/')[1]), time: ctx.messageTime, messageId: ctx.messageId }
+    : undefined;
+  if (ctx.finish) await ctx.finish(tx, applied, clocks);
+  else if (clocks) await tx.query(statement(prepared, 'clocks', `WITH ${clocksCte(1)} SELECT 1`, [clocks.types, clocks.ids, clocks.time, clocks.messageId]));
+  return applied;
 }
 
 /**
@@ -223,18 +251,6 @@ async function adoptExistingIds(fhir: FhirService, caller: Caller, mapped: Mappe
     }
   }
   rewriteReferences(mapped, renames);
-}
-
-async function advanceClocks(tx: Queryable, keys: string[], time: Date, messageId: number, prepared: boolean): Promise<void> {
-  if (!keys.length) return;
-  const [types, ids] = [keys.map((k) => k.split('/')[0]), keys.map((k) => k.split('/')[1])];
-  await tx.query(statement(prepared, 'clocks',
-    `INSERT INTO ingest_resource_clock (resource_type, resource_id, message_time, message_id)
-     SELECT t, i, $3, $4 FROM unnest($1::text[], $2::text[]) AS u(t, i)
-     ON CONFLICT (resource_type, resource_id) DO UPDATE SET message_time = EXCLUDED.message_time, message_id = EXCLUDED.message_id
-     WHERE ingest_resource_clock.message_time <= EXCLUDED.message_time`,
-    [types, ids, time, messageId],
-  ));
 }
 
 /** A refusal by the FHIR layer (ownership, scope, rule), located at the source of the resource it concerns. */

@@ -73,13 +73,10 @@ export async function receiveHl7(services: Services, bytes: Uint8Array, sender: 
     if (kept.earlier !== undefined && kept.earlier !== messageId) return await duplicate(services, header, messageId, kept.earlier);
 
     const output = mapMessage(read, kept.facts, mappings());
-    const applied = await db.transaction(async (tx) => {
-      const result = await applyMapped(tx, {
-        services, caller: callerOf(sender), auth: sender.auth, messageId, messageTime: facts.timeValue, base: options.base,
-      }, output.resources);
-      await markApplied(tx, messageId, facts.type, facts.timeValue, result.written, !db.embedded);
-      return result;
-    });
+    const applied = await db.transaction(async (tx) => applyMapped(tx, {
+      services, caller: callerOf(sender), auth: sender.auth, messageId, messageTime: facts.timeValue, base: options.base,
+      finish: (q, result, clocks) => markApplied(q, messageId, facts.type, facts.timeValue, result.written, clocks, !db.embedded),
+    }, output.resources));
     log.info({ messageId, type: facts.type, organization: sender.organizationId, written: applied.written.length,
       unchanged: applied.unchanged.length, older: applied.older.length }, 'HL7 message applied');
     const older = applied.older.length ? `; ${applied.older.length} left as a newer message wrote them` : '';

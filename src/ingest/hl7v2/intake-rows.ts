@@ -1,6 +1,6 @@
 import type { Organization } from '@medplum/fhirtypes';
 import type { Queryable } from '../../store/db.js';
-import { statement } from '../apply.js';
+import { clocksCte, statement, type Clocks } from '../apply.js';
 import type { ReceivedMessage } from '../message-store.js';
 
 /**
@@ -39,13 +39,17 @@ export async function keepAndLookUp(db: Queryable, m: ReceivedMessage & { sender
 }
 
 /**
- * Marks the message applied with the versions it wrote. A concurrent copy (same sender and control id)
- * that committed first makes this fail with a unique violation: the message is then a duplicate.
+ * Marks the message applied with the versions it wrote, and advances the clocks of what it wrote, in one
+ * statement. A concurrent copy (same sender and control id) that committed first makes this fail with a
+ * unique violation: the message is then a duplicate.
  */
-export async function markApplied(tx: Queryable, id: number, type: string, time: Date | undefined, resources: string[], prepared: boolean): Promise<void> {
+export async function markApplied(
+  tx: Queryable, id: number, type: string, time: Date | undefined, resources: string[], clocks: Clocks | undefined, prepared: boolean,
+): Promise<void> {
   await tx.query(statement(prepared, 'applied',
-    `UPDATE ingest_message SET status = 'mapped', message_type = $2, message_time = COALESCE($3, message_time), resources = $4,
+    `WITH ${clocksCte(5)}
+     UPDATE ingest_message SET status = 'mapped', message_type = $2, message_time = COALESCE($3, message_time), resources = $4,
        attempts = attempts + 1, error = NULL, ack_code = 'AA', duplicate_of = NULL, processed_at = now() WHERE id = $1`,
-    [id, type, time ?? null, resources],
+    [id, type, time ?? null, resources, clocks?.types ?? [], clocks?.ids ?? [], clocks?.time ?? null, clocks?.messageId ?? id],
   ));
 }
