@@ -104,6 +104,7 @@ export class Exchange {
     this.workers.push(this.backend.worker(DELIVERIES_QUEUE, deliveryProcessor({
       db, loader: new DeliveryLoader(db), specs, client: this.client, settings, baseUrl: config.baseUrl ? `${config.baseUrl}/fhir` : undefined,
       settle: (s) => ledger.submit(s),
+      settleDelivered: (s) => ledger.handOver(s),
       subscriptionFailed: (id, kind, error, final) => lifecycle.deliveryFailed(id, kind, error, final),
     }) as never, {
       ...lock,

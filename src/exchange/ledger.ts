@@ -4,6 +4,8 @@ import { settle, type SettleResult, type Settlement } from './deliveries.js';
 
 const MAX_BATCH = 200;
 const MAX_IN_FLIGHT = 3;
+/** Settlements waiting beyond this make `handOver` wait for the commit (backpressure on the workers). */
+const MAX_WAITING = 2000;
 const DEADLOCK = '40P01';
 
 interface Waiting {
@@ -15,7 +17,7 @@ interface Waiting {
 /**
  * Settles deliveries in batches: deliveries that finish while settlements are committing go together
  * in the next transaction (status, AuditEvents, successors queued), so a busy worker pays one
- * transaction per batch. A delivery's promise resolves once its settlement is committed.
+ * transaction per batch. A submitted delivery's promise resolves once its settlement is committed.
  */
 export class SettlementLedger {
   private readonly waiting: Waiting[] = [];
@@ -29,6 +31,18 @@ export class SettlementLedger {
       this.waiting.push({ settlement, done: resolve, failed: reject });
       this.drain();
     });
+  }
+
+  /**
+   * Hands a settlement over without waiting for its commit (while few are waiting): a delivered
+   * notification frees its worker slot at once. If the process dies before the commit, the delivery is
+   * still pending and the reconciler queues it again (sent again with the same idempotency key).
+   */
+  handOver(settlement: Settlement): Promise<void> {
+    const committed = this.submit(settlement);
+    if (this.waiting.length > MAX_WAITING) return committed;
+    committed.catch((err: Error) => log.warn({ delivery: settlement.id, err: err.message }, 'settlement not committed; the reconciler will queue it again'));
+    return Promise.resolve();
   }
 
   /** Resolves once everything submitted so far is settled. */

@@ -31,6 +31,8 @@ export interface DeliveryDeps {
   baseUrl?: string;
   /** Settles the delivery (batched with others), then queues what waited behind it. */
   settle(settlement: Settlement): Promise<void>;
+  /** The same for a delivered notification, without waiting for the commit unless settlements pile up. */
+  settleDelivered(settlement: Settlement): Promise<void>;
   /** A failed attempt (`final`: the last one): counted, and the subscription may go to error. */
   subscriptionFailed(subscriptionId: string, kind: DeliveryRow['kind'], error: string, final: boolean): Promise<void>;
 }
@@ -70,7 +72,7 @@ export function deliveryProcessor(deps: DeliveryDeps) {
     } catch (err) {
       return failed(deps, row, err);
     }
-    await deps.settle({
+    await deps.settleDelivered({
       id: row.id, subscriptionId: row.subscription_id, kind: row.kind, orderKey: row.order_key, status: 'delivered', tried: 1,
       httpStatus: status, audit: notificationAudit(auditFacts(spec, row)),
     });
