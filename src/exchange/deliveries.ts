@@ -2,6 +2,7 @@ import type { Database, Queryable } from '../store/db.js';
 import { visibilitySql } from '../store/access.js';
 import { SqlParams } from '../store/sql.js';
 import { appendAudit, type AuditRow } from '../store/write-batch.js';
+import { prepared } from './prepared.js';
 
 /** A committed change, as the relay reads it from the outbox (the `changes` job's data). */
 export interface Change {
@@ -38,13 +39,13 @@ const STREAM_LOCK = 7_160_504;
  * subscriptions' streams of that patient), so a delivery is never parked behind one that has just
  * settled, nor queued behind one that is being matched. Locks are taken in key order.
  */
-async function lockStreams(tx: Queryable, keys: (string | null)[]): Promise<void> {
+async function lockStreams(tx: Queryable, keys: (string | null)[], embedded: boolean): Promise<void> {
   const distinct = [...new Set(keys.filter((k): k is string => k !== null))].sort();
   if (!distinct.length) return;
-  await tx.query(
+  await tx.query(prepared(embedded,
     'SELECT pg_advisory_xact_lock($1, hashtext(k)) FROM (SELECT k FROM unnest($2::text[]) AS k ORDER BY k) ordered',
     [STREAM_LOCK, distinct],
-  );
+  ));
 }
 
 /**
@@ -60,8 +61,8 @@ export async function recordMatches(db: Database, change: Change, subscribers: {
   }
   const orderKey = orderKeyOf(change);
   return db.transaction(async (tx) => {
-    await lockStreams(tx, [orderKey]);
-    const { rows } = await tx.query<DeliveryJobRef>(
+    await lockStreams(tx, [orderKey], db.embedded);
+    const { rows } = await tx.query<DeliveryJobRef>(prepared(db.embedded,
       `WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(sub text, subscriber text, purpose text)),
        fresh AS (SELECT x.sub, x.subscriber FROM x WHERE NOT EXISTS (SELECT 1 FROM delivery d WHERE d.kind = 'event'
          AND d.subscription_id = x.sub AND d.resource_type = $3 AND d.resource_id = $4 AND d.version_id = $5)),
@@ -82,7 +83,7 @@ export async function recordMatches(db: Database, change: Change, subscribers: {
        WHERE d.change_seq = $2 AND d.kind = 'event' AND d.status = 'pending' AND d.queued`,
       [JSON.stringify(subscribers.map((s) => ({ sub: s.id, subscriber: s.owner, purpose: s.purpose }))), change.seq, change.resourceType, change.id,
         change.versionId, change.action, change.owner, change.patientId, orderKey, change.committedAt],
-    );
+    ));
     return rows;
   });
 }
@@ -163,13 +164,13 @@ export async function loadDeliveries(db: Queryable, ids: number[], subscriber: s
  */
 export async function parkBehindEarlier(db: Database, row: Pick<DeliveryRow, 'id' | 'subscription_id' | 'order_key'>): Promise<boolean> {
   return db.transaction(async (tx) => {
-    await lockStreams(tx, [row.order_key]);
-    const { rowCount } = await tx.query(
+    await lockStreams(tx, [row.order_key], db.embedded);
+    const { rowCount } = await tx.query(prepared(db.embedded,
       `UPDATE delivery d SET queued = false, updated_at = now() WHERE d.id = $1 AND d.status = 'pending'
          AND EXISTS (SELECT 1 FROM delivery p WHERE p.subscription_id = d.subscription_id AND p.order_key = d.order_key
            AND p.status = 'pending' AND p.change_seq < d.change_seq)`,
       [row.id],
-    );
+    ));
     return (rowCount ?? 0) > 0;
   });
 }
@@ -213,8 +214,8 @@ export interface SettleResult {
  */
 export async function settle(db: Database, batch: Settlement[]): Promise<SettleResult> {
   return db.transaction(async (tx) => {
-    await lockStreams(tx, batch.filter((s) => s.kind === 'event').map((s) => s.orderKey));
-    const { rows } = await tx.query<{ what: 'settled' | 'woken' | 'activated'; id: string; generation: number | null; subscriber: string | null; purpose: string | null }>(
+    await lockStreams(tx, batch.filter((s) => s.kind === 'event').map((s) => s.orderKey), db.embedded);
+    const { rows } = await tx.query<{ what: 'settled' | 'woken' | 'activated'; id: string; generation: number | null; subscriber: string | null; purpose: string | null }>(prepared(db.embedded,
       `WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(id bigint, status text, tried int, http int, err text)),
        upd AS (UPDATE delivery d SET status = x.status, attempts = d.attempts + x.tried,
            last_http_status = COALESCE(x.http, d.last_http_status), last_error = COALESCE(x.err, d.last_error),
@@ -243,10 +244,10 @@ export async function settle(db: Database, batch: Settlement[]): Promise<SettleR
        UNION ALL SELECT 'woken', id::text, generation, subscriber, purpose FROM next
        UNION ALL SELECT 'activated', id, NULL, NULL, NULL FROM touch WHERE activate`,
       [JSON.stringify(batch.map((s) => ({ id: s.id, status: s.status, tried: s.tried, http: s.httpStatus ?? null, err: s.error?.slice(0, 1000) ?? null })))],
-    );
+    ));
     const done = new Set(rows.filter((r) => r.what === 'settled').map((r) => Number(r.id)));
     const audit = batch.flatMap((s) => (done.has(s.id) && s.audit ? [s.audit] : []));
-    if (audit.length) await appendAudit(tx, audit);
+    if (audit.length) await appendAudit(tx, audit, !db.embedded);
     return {
       woken: rows.filter((r) => r.what === 'woken')
         .map((r) => ({ id: Number(r.id), generation: r.generation!, subscriber: r.subscriber, purpose: r.purpose ?? undefined })),
