@@ -129,6 +129,7 @@ export async function benchExchange(stack: BenchStack, port: number): Promise<Ex
     const latencies = await steadyLatency(client, receiver, patients, CHANGES, 200);
     const latency = summarize(latencies);
     log(stack, `change → delivered at ${RATE}/s: p50 ${fmt(latency.p50)} ms, p99 ${fmt(latency.p99)} ms (${CHANGES} changes)`);
+    if (stack.env.DATABASE_URL) await logStages(stack);
 
     for (let i = 1; i < FANOUT; i++) await client.create(subscription(`${receiver.url}/fanout`, 'Observation?category=vital-signs'));
     await waitActive(client, FANOUT);
@@ -149,6 +150,29 @@ export async function benchExchange(stack: BenchStack, port: number): Promise<Ex
     await receiver.close();
     await worker?.stop();
     await gateway.stop();
+  }
+}
+
+/**
+ * Where a notification's time went, from the store's own timestamps: commit → relayed into the queue →
+ * matched (delivery row written) → delivered (settled after the 2xx answer). p50 / p99 of each step.
+ */
+async function logStages(stack: BenchStack): Promise<void> {
+  const client = new pg.Client({ connectionString: stack.env.DATABASE_URL });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ relayed: number; matched: number; delivered: number }>(
+      `SELECT extract(epoch FROM o.relayed_at - o.created_at) * 1000 AS relayed,
+         extract(epoch FROM d.created_at - o.relayed_at) * 1000 AS matched,
+         extract(epoch FROM d.delivered_at - d.created_at) * 1000 AS delivered
+       FROM delivery d JOIN outbox o ON o.seq = d.change_seq WHERE d.kind = 'event' AND d.delivered_at IS NOT NULL`);
+    const step = (name: 'relayed' | 'matched' | 'delivered') => {
+      const l = summarize(rows.map((r) => Number(r[name])));
+      return `${name} ${fmt(l.p50)} / ${fmt(l.p99)}`;
+    };
+    log(stack, `steps p50 / p99 (ms): commit → ${step('relayed')} → ${step('matched')} → ${step('delivered')}`);
+  } finally {
+    await client.end();
   }
 }
 
