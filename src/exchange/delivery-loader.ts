@@ -3,6 +3,8 @@ import { DEFAULT_PURPOSE } from '../subscriptions/spec.js';
 import { loadDeliveries, type DeliveryRow } from './deliveries.js';
 
 const MAX_BATCH = 200;
+/** Reads in flight at once; reads asked for meanwhile wait and go together in the next one. */
+const MAX_IN_FLIGHT = 2;
 
 interface Waiter {
   resolve: (row: DeliveryRow | undefined) => void;
@@ -11,13 +13,14 @@ interface Waiter {
 
 /**
  * Reads deliveries for concurrent jobs together: the reads asked for in the same turn of the event
- * loop go in one statement per subscriber and purpose of use, so a worker running many deliveries at
- * once (a fan-out) pays one round trip for many. A row read for a purpose that is no longer its
+ * loop, or while two reads are already running, go in one statement per subscriber and purpose of use,
+ * so a worker running many deliveries at once (a fan-out) pays one round trip for many. A row read for a purpose that is no longer its
  * subscription's (the Subscription was changed since it was queued) is read again for the current one.
  */
 export class DeliveryLoader {
   private pending = new Map<string, Map<number, Waiter[]>>();
   private scheduled = false;
+  private inFlight = 0;
 
   constructor(private readonly db: Queryable) {}
 
@@ -33,7 +36,7 @@ export class DeliveryLoader {
       let ids = this.pending.get(key);
       if (!ids) this.pending.set(key, (ids = new Map()));
       ids.set(id, [...(ids.get(id) ?? []), { resolve, reject }]);
-      if (!this.scheduled) {
+      if (!this.scheduled && this.inFlight < MAX_IN_FLIGHT) {
         this.scheduled = true;
         setImmediate(() => this.flush());
       }
@@ -42,6 +45,7 @@ export class DeliveryLoader {
 
   private flush(): void {
     this.scheduled = false;
+    if (!this.pending.size) return;
     const batches = this.pending;
     this.pending = new Map();
     for (const [key, waiters] of batches) {
@@ -52,11 +56,15 @@ export class DeliveryLoader {
   }
 
   private async read(subscriber: string | null, purpose: string, ids: number[], waiters: Map<number, Waiter[]>): Promise<void> {
+    this.inFlight++;
     try {
       const rows = new Map((await loadDeliveries(this.db, ids, subscriber, purpose)).map((r) => [r.id, r]));
       for (const id of ids) for (const w of waiters.get(id)!) w.resolve(rows.get(id));
     } catch (err) {
       for (const id of ids) for (const w of waiters.get(id)!) w.reject(err as Error);
+    } finally {
+      this.inFlight--;
+      if (this.inFlight < MAX_IN_FLIGHT && !this.scheduled && this.pending.size) this.flush();
     }
   }
 }
