@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Generates the FHIR R4 structure validators used by src/validation/ at run time:
-//   fhir-schema.cjs   ajv standalone code, one exported validate function per R4 resource type
-//                     (+ fhir-schema.d.cts, and fhir-schema.cache: V8's code cache of it)
+//   fhir-schema.cjs   ajv standalone code, one exported validate function per R4 resource type, which
+//                     reports every error (+ fhir-schema.d.cts, and fhir-schema.cache: V8's code cache of it)
+//   fhir-schema-quick.cjs  the same schema's validate functions made to decide fast and stop at the
+//                     first error, tried first (+ .d.cts and .cache likewise)
 //   fhir-model.json   element types (for walking a resource) and the base resources' and data types'
 //                     FHIRPath invariants with error severity
 //   fhir-valuesets.json  expansions of the small R4 value sets, for required bindings in profiles
@@ -341,40 +343,112 @@ function writeAtomically(file, text) {
   renameSync(tmp, file);
 }
 
-export function buildSchemaValidator({ root = projectRoot, outputDirs = OUTPUT_DIRS } = {}) {
-  const started = performance.now();
-  const { schema, resourceTypes, sdByType } = loadSources();
-  const mapped = mapDefinitions(schema, resourceTypes, sdByType);
-  const fhirSchema = buildSchema(schema, resourceTypes, mapped);
-  const ajv = new Ajv({
-    allErrors: true,
-    discriminator: true,
-    strict: true,
-    strictRequired: false,
-    strictTypes: false,
-    allowUnionTypes: true,
-    code: { source: true, esm: false, optimize: true, lines: false },
-    inlineRefs: false,
-    unicodeRegExp: true,
-  });
+/** Options both validators are generated with. */
+const COMMON_OPTIONS = {
+  discriminator: true,
+  strict: true,
+  strictRequired: false,
+  strictTypes: false,
+  allowUnionTypes: true,
+  code: { source: true, esm: false, optimize: true, lines: false },
+  unicodeRegExp: true,
+};
+
+/** The complete validator: every error of a resource, for the OperationOutcome. */
+export const COMPLETE_OPTIONS = { ...COMMON_OPTIONS, allErrors: true, inlineRefs: false };
+
+/**
+ * The quick validator: the same schema, accepting exactly the same resources, but it stops at the first
+ * error and makes no messages, so a valid resource costs less. Refused resources are validated again by
+ * the complete validator, which reports why.
+ *   - allErrors false: the first failing keyword ends validation;
+ *   - messages false: errors (never read) carry no message text;
+ *   - unicode false: minLength counts UTF-16 units instead of code points. The schema's only length rule
+ *     is minLength 1 (no empty strings), and a string has a code point exactly when it has a unit;
+ *   - and dropCallContexts below.
+ * test/validation/quick.test.ts checks that both validators agree.
+ */
+export const QUICK_OPTIONS = { ...COMMON_OPTIONS, allErrors: false, messages: false, inlineRefs: false, unicode: false };
+
+/** What every validate function of the standalone code starts with (ajv 8). */
+const SIGNATURE = /\(data, \{instancePath="", parentData, parentDataProperty, rootData=data\}=\{\}\)\{/g;
+/**
+ * The context ajv passes to a subschema's validate function, `f(x, {instancePath:…, rootData})`: for a
+ * property or an array item, or unchanged (the resource type chosen by a discriminator).
+ */
+const CALL_CONTEXT =
+  /, \{(?:instancePath:instancePath\+[^{}()]*?,parentData:[\w$]+,parentDataProperty:[^{}(),]+|instancePath,parentData,parentDataProperty),rootData\}\)/g;
+
+/**
+ * Drops the context argument from the quick validator's calls of its subschemas' functions. A callee
+ * uses it only for the location of an error (instancePath) and for options the gateway does not set
+ * (parentData and parentDataProperty for useDefaults, coerceTypes and removeAdditional; rootData for
+ * $data), and the quick validator's errors are never read. Building it (an object and a concatenated
+ * path per element) is a good part of what a valid resource costs. Fails the build when ajv's code no
+ * longer has the shape this relies on: each name then appears in the functions' signatures only.
+ */
+export function dropCallContexts(code) {
+  const functions = code.match(SIGNATURE)?.length ?? 0;
+  const stripped = code.replace(CALL_CONTEXT, ')');
+  const uses = (name) => stripped.match(new RegExp(`\\b${name}\\b`, 'g'))?.length ?? 0;
+  const leftOver = ['rootData', 'parentData', 'parentDataProperty'].filter((name) => uses(name) !== functions);
+  if (!functions || leftOver.length || /, \{instancePath[:,]/.test(stripped)) {
+    throw new Error(`ajv's standalone code changed shape (${leftOver.join(', ') || 'calls'}): review dropCallContexts`);
+  }
+  return stripped;
+}
+
+/** ajv warns that `unicode` is deprecated; the quick validator uses it knowingly (see QUICK_OPTIONS). */
+const logger = {
+  log: console.log.bind(console),
+  warn: (...args) => {
+    if (!String(args[0]).startsWith('DEPRECATED: option unicode.')) console.warn(...args);
+  },
+  error: console.error.bind(console),
+};
+
+/** Standalone code of one validate function per resource type, generated with `options`. */
+export function generateCode(fhirSchema, resourceTypes, options) {
+  const ajv = new Ajv({ ...options, logger });
   addFhirKeywords(ajv);
   ajv.addSchema(fhirSchema);
   const refs = Object.fromEntries(resourceTypes.map((t) => [t, `fhir#/definitions/${t}`]));
-  const code = standaloneCode(ajv, refs);
+  return standaloneCode(ajv, refs);
+}
+
+/** The corrected schema and the R4 resource types (see the header of this file). */
+export function loadSchema() {
+  const { schema, resourceTypes, sdByType } = loadSources();
+  const mapped = mapDefinitions(schema, resourceTypes, sdByType);
+  const fhirSchema = buildSchema(schema, resourceTypes, mapped);
+  return { fhirSchema, resourceTypes, mapped, sdByType };
+}
+
+function writeValidator(root, dir, name, code) {
+  const schemaFile = path.join(root, dir, `${name}.cjs`);
+  writeAtomically(schemaFile, code);
+  writeAtomically(path.join(root, dir, `${name}.cache`), codeCache(code, schemaFile));
+  writeAtomically(path.join(root, dir, `${name}.d.cts`), DECLARATIONS);
+}
+
+export function buildSchemaValidator({ root = projectRoot, outputDirs = OUTPUT_DIRS } = {}) {
+  const started = performance.now();
+  const { fhirSchema, resourceTypes, mapped, sdByType } = loadSchema();
+  const code = generateCode(fhirSchema, resourceTypes, COMPLETE_OPTIONS);
+  const quickCode = dropCallContexts(generateCode(fhirSchema, resourceTypes, QUICK_OPTIONS));
   const model = buildModel(resourceTypes, mapped, sdByType, fhirSchema.definitions);
   const modelJson = JSON.stringify(model);
   const valueSetsJson = JSON.stringify(buildValueSets());
   for (const dir of outputDirs) {
-    const schemaFile = path.join(root, dir, 'fhir-schema.cjs');
-    writeAtomically(schemaFile, code);
-    writeAtomically(path.join(root, dir, 'fhir-schema.cache'), codeCache(code, schemaFile));
-    writeAtomically(path.join(root, dir, 'fhir-schema.d.cts'), DECLARATIONS);
+    writeValidator(root, dir, 'fhir-schema', code);
+    writeValidator(root, dir, 'fhir-schema-quick', quickCode);
     writeAtomically(path.join(root, dir, 'fhir-model.json'), modelJson);
     writeAtomically(path.join(root, dir, 'fhir-valuesets.json'), valueSetsJson);
   }
   return {
     resourceTypes: resourceTypes.length,
     codeBytes: Buffer.byteLength(code),
+    quickCodeBytes: Buffer.byteLength(quickCode),
     invariants: Object.values(model.invariants).flat().length,
     skippedInvariants: model.skippedInvariants,
     ms: Math.round(performance.now() - started),
@@ -384,7 +458,8 @@ export function buildSchemaValidator({ root = projectRoot, outputDirs = OUTPUT_D
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const r = buildSchemaValidator();
   console.log(
-    `FHIR R4 validators: ${r.resourceTypes} resource types, ${(r.codeBytes / 1024).toFixed(0)} KiB of code, ` +
+    `FHIR R4 validators: ${r.resourceTypes} resource types, ${(r.codeBytes / 1024).toFixed(0)} KiB of code ` +
+      `(quick: ${(r.quickCodeBytes / 1024).toFixed(0)} KiB), ` +
       `${r.invariants} invariants (not evaluated: ${r.skippedInvariants.join(', ') || 'none'}), ${r.ms} ms`,
   );
 }

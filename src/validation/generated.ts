@@ -35,17 +35,26 @@ export interface FhirModel {
 }
 
 export interface GeneratedValidators {
+  /** The complete validators: every error of a resource (ajv's allErrors), for the OperationOutcome. */
   validators: Record<string, StandaloneValidate>;
+  /**
+   * The quick validators: the same schema, accepting exactly the same resources, but they stop at the
+   * first error and report nothing useful about it. A resource they refuse is validated again by the
+   * complete validator of its type to say why.
+   */
+  quickValidators: Record<string, StandaloneValidate>;
   model: FhirModel;
-  /** Whether V8 accepted the code cache made at build time (false: the code was parsed). */
+  /** Whether V8 accepted the code caches made at build time (false: some code was parsed). */
   codeCacheUsed: boolean;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const generatedDir = path.join(here, 'generated');
-const schemaFile = path.join(generatedDir, 'fhir-schema.cjs');
 const modelFile = path.join(generatedDir, 'fhir-model.json');
-const cacheFile = path.join(generatedDir, 'fhir-schema.cache');
+/** The code of the complete and of the quick validators (see scripts/build-schema-validator.mjs). */
+const COMPLETE = 'fhir-schema';
+const QUICK = 'fhir-schema-quick';
+const codeFile = (name: string) => path.join(generatedDir, `${name}.cjs`);
 
 /**
  * Generates the validators when they are missing (a checkout where `npm run build` has not run yet).
@@ -59,7 +68,7 @@ async function generate(): Promise<void> {
   buildSchemaValidator({ outputDirs: [path.relative(projectRoot, generatedDir)] });
 }
 
-if (!existsSync(schemaFile) || !existsSync(modelFile)) await generate();
+if (![codeFile(COMPLETE), codeFile(QUICK), modelFile].every((f) => existsSync(f))) await generate();
 
 /** Must equal the wrapper scripts/build-schema-validator.mjs made the code cache with. */
 const WRAPPER_START = '(function (exports, require, module, __filename, __dirname) {';
@@ -69,7 +78,9 @@ const WRAPPER_END = '\n})';
  * Loads the generated CommonJS code like `require` would, but through V8's code cache when the build
  * left one for this Node version: that cuts start-up from ~250 ms to ~40 ms.
  */
-function loadValidators(): { validators: Record<string, StandaloneValidate>; cacheUsed: boolean } {
+function loadValidators(name: string): { validators: Record<string, StandaloneValidate>; cacheUsed: boolean } {
+  const schemaFile = codeFile(name);
+  const cacheFile = path.join(generatedDir, `${name}.cache`);
   const code = readFileSync(schemaFile, 'utf8');
   const cachedData = existsSync(cacheFile) ? readFileSync(cacheFile) : undefined;
   const script = new vm.Script(WRAPPER_START + code + WRAPPER_END, { filename: schemaFile, cachedData });
@@ -79,11 +90,13 @@ function loadValidators(): { validators: Record<string, StandaloneValidate>; cac
   return { validators: module.exports, cacheUsed: cachedData !== undefined && !script.cachedDataRejected };
 }
 
-const loaded = loadValidators();
+const complete = loadValidators(COMPLETE);
+const quick = loadValidators(QUICK);
 
 /** The generated structure validators and element model, loaded once per process. */
 export const generated: GeneratedValidators = {
-  validators: loaded.validators,
+  validators: complete.validators,
+  quickValidators: quick.validators,
   model: JSON.parse(readFileSync(modelFile, 'utf8')) as FhirModel,
-  codeCacheUsed: loaded.cacheUsed,
+  codeCacheUsed: complete.cacheUsed && quick.cacheUsed,
 };

@@ -2,11 +2,15 @@ import type { ErrorObject } from 'ajv';
 import { generated } from './generated.js';
 import { childPath, error, show, type ValidationIssue } from './issues.js';
 
-const { validators, model } = generated;
+const { validators, quickValidators, model } = generated;
 
 export const isResourceType = (type: string): boolean => Object.hasOwn(validators, type);
 
-/** Checks a resource against the FHIR R4 JSON schema (corrected, see scripts/build-schema-validator.mjs). */
+/**
+ * Checks a resource against the FHIR R4 JSON schema (corrected, see scripts/build-schema-validator.mjs).
+ * The quick validator decides; only a resource it refuses goes through the complete one, whose errors
+ * make the issues.
+ */
 export function validateStructure(resource: unknown): ValidationIssue[] {
   if (resource === null || typeof resource !== 'object' || Array.isArray(resource)) {
     return [error('structure', 'A resource must be a JSON object / リソースはJSONオブジェクトである必要があります')];
@@ -18,6 +22,7 @@ export function validateStructure(resource: unknown): ValidationIssue[] {
   if (!isResourceType(type)) {
     return [error('not-supported', `Unknown resource type ${show(type)}: not a FHIR R4 resource / FHIR R4 のリソース型ではありません`, type)];
   }
+  if (quickValidators[type](resource)) return [];
   const validate = validators[type];
   if (validate(resource)) return [];
   const issues: ValidationIssue[] = [];
