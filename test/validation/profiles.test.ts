@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { FhirPathInvariant } from '../../src/validation/fhirpath-invariant.js';
 import { validateResource, type ValidationIssue } from '../../src/validation/index.js';
 
 type Json = Record<string, any>;
@@ -51,6 +52,21 @@ it('renkei-patient accepts a birthDate given only as an extension, and other nam
   delete p.birthDate;
   p.name[0].extension.push({ url: 'http://example.jp/name-note', valueString: '旧姓あり' });
   expect(errors(p, 'renkei-patient')).toEqual([]);
+});
+
+it('renkei-patient decides renkei-pat-1 as its FHIRPath expression does, whatever the names look like', () => {
+  const invariant = new FhirPathInvariant({ key: 'renkei-pat-1', human: '', expression: 'name.where(family.exists() or text.exists()).exists()', base: 'Patient' });
+  const absent = { extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/data-absent-reason', valueCode: 'unknown' }] };
+  const names: Json[][] = [
+    [{ family: '山田' }], [{ text: '山田 太郎' }], [{ given: ['太郎'] }], [{ given: ['太郎'] }, { family: '山田' }],
+    [{ _family: absent }], [{ _text: absent, given: ['太郎'] }], [{ use: 'official' }, { use: 'nickname', given: ['タロ'] }],
+  ];
+  for (const name of names) {
+    const p = patient();
+    p.name = name;
+    const fails = errors(p, 'renkei-patient').some((i) => i.diagnostics.startsWith('renkei-pat-1'));
+    expect(fails, JSON.stringify(name)).toBe(invariant.check(p, 'Patient', p, p) !== undefined);
+  }
 });
 
 const rx = () => fixture('MedicationRequest-dasen');
