@@ -17,6 +17,19 @@ export type Visitor = (type: string, node: Json, path: string, owner: Owner) => 
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isComplex = (type: string) => !/^[a-z]/.test(type);
 
+/** The complex children of each type or backbone element: property → its type key. */
+const complexChildren = new Map<string, Map<string, string>>();
+function complexChildrenOf(type: string): Map<string, string> | undefined {
+  let children = complexChildren.get(type);
+  if (!children) {
+    const table = elements[type];
+    if (!table) return undefined;
+    children = new Map(Object.entries(table).filter(([, [t]]) => isComplex(t)).map(([key, [t]]) => [key, t]));
+    complexChildren.set(type, children);
+  }
+  return children;
+}
+
 /**
  * Walks a structurally valid resource (contained and nested resources included), calling `visit` for each
  * complex element, and reports misuse of null in primitive arrays: FHIR JSON allows null in `given` only
@@ -29,14 +42,15 @@ export function walkResource(resource: Json, visit: Visitor, issues: ValidationI
 
 function walk(node: Json, type: string, path: string, owner: Owner, visit: Visitor, issues: ValidationIssue[]): void {
   visit(type, node, path, owner);
-  const table = elements[type];
+  const children = complexChildrenOf(type);
   for (const key in node) {
     const value = node[key];
-    if (Array.isArray(value)) checkNulls(node, key, value, path, issues);
-    if (!table || key.startsWith('_')) continue;
-    const spec = table[key];
-    if (!spec || !isComplex(spec[0])) continue;
-    const childType = spec[0];
+    // The schema refuses null in arrays of complex elements: only primitives' arrays need the check.
+    const childType = children?.get(key);
+    if (childType === undefined) {
+      if (Array.isArray(value)) checkNulls(node, key, value, path, issues);
+      continue;
+    }
     const at = childPath(path, key);
     const contained = key === 'contained';
     if (Array.isArray(value)) {
