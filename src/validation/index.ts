@@ -58,8 +58,12 @@ export function validateResource(resource: unknown, options: ValidateOptions = {
 export function validateInStages(resource: unknown, options: ValidateOptions = {}): { structure: ValidationIssue[]; rules: ValidationIssue[] } {
   const structure = validateStructure(resource);
   if (hasErrors(structure)) return { structure, rules: [] };
+  return { structure, rules: validateRules(resource as Json, options) };
+}
+
+/** The second stage alone, for a resource whose structure is sound: FHIR R4's invariants and the profiles. */
+export function validateRules(r: Record<string, unknown>, options: ValidateOptions = {}): ValidationIssue[] {
   const issues: ValidationIssue[] = [];
-  const r = resource as Json;
   const type = r.resourceType as string;
   walkResource(r, invariantVisitor(issues), issues);
   const claimed = ((r.meta as Json | undefined)?.profile as string[] | undefined) ?? [];
@@ -82,7 +86,7 @@ export function validateInStages(resource: unknown, options: ValidateOptions = {
     }
     issues.push(...profile.check(r));
   }
-  return { structure, rules: unique(issues) };
+  return unique(issues);
 }
 
 /** A profile may restate a base invariant (Consent's ppc-1): report each finding once. */
