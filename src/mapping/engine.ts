@@ -260,7 +260,7 @@ class MappingRun {
   build(spec: ResourceSpec, source: Source): void {
     const id = this.idOf(spec, source);
     if (!id) return;
-    const resource: Json = { resourceType: spec.type, id, ...(spec.profile ? { meta: { profile: [spec.profile] } } : {}) };
+    const resource: Json = spec.profile ? { resourceType: spec.type, id, meta: { profile: [spec.profile] } } : { resourceType: spec.type, id };
     const mapped: MappedResource = {
       name: spec.name, resourceType: spec.type, id, resource, merge: spec.update === 'merge', deletions: [], provenance: {}, sources: {}, origin: source.origin(),
     };

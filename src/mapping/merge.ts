@@ -42,9 +42,14 @@ export function mergeInto(into: Json, from: Json, path = ''): string | undefined
  * (HL7 update semantics: a field not sent leaves the stored value; `""` deletes it).
  */
 export function overlayTopLevel(stored: Json, incoming: Json, deletions: readonly string[]): Json {
-  const result: Json = { ...stored };
-  delete result.meta;
-  for (const [key, value] of Object.entries(incoming)) result[key] = value;
-  for (const key of deletions) delete result[key];
+  // Built without `delete`, which would turn the resource into a slow dictionary object for the validator.
+  const result: Json = {};
+  for (const [key, value] of Object.entries(stored)) {
+    if (key === 'meta' || deletions.includes(key)) continue;
+    result[key] = Object.hasOwn(incoming, key) ? incoming[key] : value;
+  }
+  for (const [key, value] of Object.entries(incoming)) {
+    if (!Object.hasOwn(result, key) && !deletions.includes(key)) result[key] = value;
+  }
   return result;
 }

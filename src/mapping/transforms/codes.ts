@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fromRoot } from '../../paths.js';
 import type { SourceValue } from '../source.js';
 import type { Args, TransformContext, TransformDefinition } from './types.js';
-import { needsString, stringArg, textOf, TransformError } from './types.js';
+import { needsString, present, stringArg, textOf, TransformError } from './types.js';
 
 /**
  * Coded values: CE/CWE (code^text^system^alt code^alt text^alt system) → CodeableConcept or Coding with
@@ -23,7 +23,7 @@ function codingAt(ce: SourceValue, first: number, args: Args, ctx: TransformCont
   if (!code) return undefined;
   const display = textOf(ce.part(first + 1));
   const system = ctx.codeSystems.resolve(textOf(ce.part(first + 2)), code, systemsArg(args));
-  return { ...(system ? { system } : {}), code, ...(display ? { display } : {}) };
+  return present({ system, code, display }) as Coding;
 }
 
 function checkSystems(args: Args): string | undefined {
@@ -42,7 +42,7 @@ export const codeableConcept: TransformDefinition = {
     const codings = [codingAt(ce, 1, args, ctx), codingAt(ce, 4, args, ctx)].filter((c): c is Coding => !!c);
     const text = textOf(ce.part(2)) || textOf(ce.part(5));
     if (!codings.length && !text) return undefined;
-    return { ...(codings.length ? { coding: codings } : {}), ...(text ? { text } : {}) };
+    return present({ coding: codings, text });
   },
 };
 
@@ -86,7 +86,7 @@ export const conceptMap: TransformDefinition = {
     const target = (args.map as Record<string, Coding>)[source.code];
     if (!target) throw new TransformError(`code ${source.code} has no mapping / 対応するコードがありません`, 'table-value');
     const text = textOf(ce.part(2)) || target.display;
-    return { coding: [{ ...target }, source], ...(text ? { text } : {}) };
+    return present({ coding: [present({ ...target }), source], text });
   },
 };
 
@@ -136,6 +136,6 @@ export const conceptByName: TransformDefinition = {
     if (!text) return undefined;
     const system = stringArg(args, 'system')!;
     const concept = conceptsOf(system).get(normalizeName(text));
-    return concept ? { coding: [{ system, code: concept.code, ...(concept.display ? { display: concept.display } : {}) }], text } : { text };
+    return concept ? { coding: [present({ system, code: concept.code, display: concept.display })], text } : { text };
   },
 };

@@ -1,6 +1,6 @@
 import type { SourceValue } from '../source.js';
 import type { TransformDefinition } from './types.js';
-import { needsString, stringArg, textOf } from './types.js';
+import { needsString, present, stringArg, textOf } from './types.js';
 
 /**
  * People, places and contacts: XPN → HumanName (kanji IDE / kana SYL representation), XAD → Address,
@@ -23,15 +23,15 @@ export const humanName: TransformDefinition = {
     const use = NAME_USE[textOf(xpn.part(7)).toUpperCase()];
     const suffix = textOf(xpn.part(4));
     const prefix = textOf(xpn.part(5));
-    return {
-      ...(representation ? { extension: [{ url: REPRESENTATION_URL, valueCode: representation }] } : {}),
-      ...(use ? { use } : {}),
+    return present({
+      extension: representation ? [{ url: REPRESENTATION_URL, valueCode: representation }] : undefined,
+      use,
       text: [family, ...given].filter(Boolean).join(' '),
-      ...(family ? { family } : {}),
-      ...(given.length ? { given } : {}),
-      ...(prefix ? { prefix: [prefix] } : {}),
-      ...(suffix ? { suffix: [suffix] } : {}),
-    };
+      family,
+      given,
+      prefix: prefix ? [prefix] : undefined,
+      suffix: suffix ? [suffix] : undefined,
+    });
   },
 };
 
@@ -44,13 +44,13 @@ export const nameText: TransformDefinition = {
     if (!text) return undefined;
     const [family, ...given] = text.split(' ');
     const representation = stringArg(args, 'representation');
-    return {
-      ...(representation ? { extension: [{ url: REPRESENTATION_URL, valueCode: representation }] } : {}),
+    return present({
+      extension: representation ? [{ url: REPRESENTATION_URL, valueCode: representation }] : undefined,
       use: 'official',
       text,
       family,
-      ...(given.length ? { given: [given.join(' ')] } : {}),
-    };
+      given: given.length ? [given.join(' ')] : undefined,
+    });
   },
 };
 
@@ -71,15 +71,15 @@ export const address: TransformDefinition = {
     const text = whole || [state, city, street, other].filter(Boolean).join('');
     if (!text && !postalCode) return undefined;
     const use = ADDRESS_USE[textOf(xad.part(7)).toUpperCase()];
-    return {
-      ...(use ? { use } : {}),
-      ...(text ? { text } : {}),
-      ...(street || other ? { line: [street, other].filter(Boolean) } : {}),
-      ...(city ? { city } : {}),
-      ...(state ? { state } : {}),
-      ...(postalCode ? { postalCode } : {}),
-      ...(country ? { country: COUNTRY[country] ?? country } : {}),
-    };
+    return present({
+      use,
+      text,
+      line: [street, other].filter(Boolean),
+      city,
+      state,
+      postalCode,
+      country: country ? (COUNTRY[country] ?? country) : undefined,
+    });
   },
 };
 
@@ -90,12 +90,7 @@ export const addressParts: TransformDefinition = {
     const postalCode = textOf(zip);
     const lines = [textOf(line1), textOf(line2)].filter(Boolean);
     if (!postalCode && !lines.length) return undefined;
-    return {
-      use: 'home',
-      ...(lines.length ? { text: lines.join(''), line: lines } : {}),
-      ...(postalCode ? { postalCode } : {}),
-      country: 'JP',
-    };
+    return present({ use: 'home', text: lines.join(''), line: lines, postalCode, country: 'JP' });
   },
 };
 
@@ -112,7 +107,7 @@ export const telecom: TransformDefinition = {
     if (!value) return undefined;
     const system = TELECOM_SYSTEM[equipment] ?? (email && value === email ? 'email' : 'phone');
     const use = equipment === 'CP' ? 'mobile' : TELECOM_USE[textOf(xtn.part(2)).toUpperCase()];
-    return { system, value, ...(use ? { use } : {}) };
+    return present({ system, value, use });
   },
 };
 
@@ -137,11 +132,11 @@ export const staffReference: TransformDefinition = {
     const id = textOf(xcn.part(1));
     const display = xcnDisplay(xcn);
     if (!id && !display) return undefined;
-    return {
+    return present({
       type: stringArg(args, 'type') ?? 'Practitioner',
-      ...(id ? { identifier: { system: stringArg(args, 'identifierSystem'), value: id } } : {}),
-      ...(display ? { display } : {}),
-    };
+      identifier: id ? { system: stringArg(args, 'identifierSystem'), value: id } : undefined,
+      display,
+    });
   },
 };
 
@@ -153,10 +148,10 @@ export const logicalReference: TransformDefinition = {
     const value = textOf(id);
     const display = textOf(name);
     if (!value && !display) return undefined;
-    return {
+    return present({
       type: stringArg(args, 'type'),
-      ...(value ? { identifier: { system: stringArg(args, 'identifierSystem'), value } } : {}),
-      ...(display ? { display } : {}),
-    };
+      identifier: value ? { system: stringArg(args, 'identifierSystem'), value } : undefined,
+      display,
+    });
   },
 };

@@ -2,7 +2,7 @@ import type { SourceValue } from '../source.js';
 import { Choice } from '../target.js';
 import { toDateTime } from './dates.js';
 import type { Args, TransformContext, TransformDefinition } from './types.js';
-import { decimalOf, normalizeDigits, stringArg, textOf, TransformError } from './types.js';
+import { decimalOf, normalizeDigits, present, stringArg, textOf, TransformError } from './types.js';
 
 /**
  * Amounts: Quantity (value + unit as CE, MERIT-9 or UCUM), Duration (HL7 time units → UCUM), the
@@ -27,7 +27,7 @@ function unitOf(ce: SourceValue | undefined, args: Args, ctx: TransformContext):
   const text = textOf(ce.part(2));
   if (!code && !text) return {};
   const system = ctx.codeSystems.resolve(textOf(ce.part(3)), code, args.systems as Record<string, string> | undefined);
-  return { unit: text || code, ...(system && code ? { system, code } : {}) };
+  return system && code ? { unit: text || code, system, code } : { unit: text || code };
 }
 
 function quantityOf(value: SourceValue, unit: SourceValue | undefined, args: Args, ctx: TransformContext, what: string) {
@@ -142,10 +142,7 @@ export const observationValue: TransformDefinition = {
         const code = textOf(value.part(1));
         const display = textOf(value.part(2));
         const system = ctx.codeSystems.resolve(textOf(value.part(3)), code);
-        return new Choice('CodeableConcept', {
-          ...(code ? { coding: [{ ...(system ? { system } : {}), code, ...(display ? { display } : {}) }] } : {}),
-          ...(display ? { text: display } : {}),
-        });
+        return new Choice('CodeableConcept', present({ coding: code ? [present({ system, code, display })] : undefined, text: display }));
       }
       case 'DT': case 'TS': case 'DTM':
         return new Choice('DateTime', toDateTime(textOf(value)));

@@ -27,6 +27,21 @@ export class TransformError extends Error {
   }
 }
 
+/**
+ * A FHIR element of the fields that hold a value (not undefined, null, '' or an empty list), in the order
+ * given. Built by adding fields one by one, elements of one kind share a few object shapes, which keeps
+ * validating and serialising them fast (spreading literals gives nearly every element its own shape).
+ */
+export function present(fields: Record<string, unknown>): Record<string, unknown> {
+  const element: Record<string, unknown> = {};
+  for (const key in fields) {
+    const value = fields[key];
+    if (value === undefined || value === null || value === '' || (Array.isArray(value) && value.length === 0)) continue;
+    element[key] = value;
+  }
+  return element;
+}
+
 export const textOf = (v: SourceValue | undefined): string => (v ? v.text.trim() : '');
 
 /** Half-width digits and signs from full-width ones (１２.５ → 12.5), as Japanese systems often send. */
