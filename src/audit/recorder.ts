@@ -14,11 +14,13 @@ export class AuditRecorder {
 
   constructor(private readonly append: Append, private readonly maxBatch = 500) {}
 
-  record(row: AuditRow): Promise<void> {
-    return new Promise((resolve, reject) => {
+  /** Stores one entry, or several (an access and its disclosures) in the same batch. */
+  record(...rows: AuditRow[]): Promise<void> {
+    const stored = rows.map((row) => new Promise<void>((resolve, reject) => {
       this.pending.push({ row, done: resolve, failed: reject });
-      if (!this.flushing) this.flushing = this.drain();
-    });
+    }));
+    if (!this.flushing) this.flushing = this.drain();
+    return Promise.all(stored).then(() => undefined);
   }
 
   /** Waits until everything recorded so far is stored. */

@@ -141,7 +141,7 @@ export class FhirService {
    * as the transaction holds the store until it ends.
    */
   private async record(rows: AuditRow[], q: Queryable = this.db): Promise<void> {
-    if (q === this.db) await Promise.all(rows.map((row) => this.audit.record(row)));
+    if (q === this.db) await this.audit.record(...rows);
     else await this.repo.appendAudit(rows, q);
   }
 
