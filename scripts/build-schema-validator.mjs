@@ -3,7 +3,7 @@
 //   fhir-schema.cjs   ajv standalone code, one exported validate function per R4 resource type, which
 //                     reports every error (+ fhir-schema.d.cts, and fhir-schema.cache: V8's code cache of it)
 //   fhir-schema-quick.cjs  the same schema's validate functions made to decide fast and stop at the
-//                     first error, tried first (+ .d.cts and .cache likewise)
+//                     first error, tried first (+ .d.cts and .cache likewise; see quick-validator.mjs)
 //   fhir-model.json   element types (for walking a resource) and the base resources' and data types'
 //                     FHIRPath invariants with error severity
 //   fhir-valuesets.json  expansions of the small R4 value sets, for required bindings in profiles
@@ -35,6 +35,7 @@ import Ajv from 'ajv';
 import standaloneCode from 'ajv/dist/standalone/index.js';
 import { _, str } from 'ajv/dist/compile/codegen/index.js';
 import { buildModel, buildValueSets, readJson, refName } from './fhir-definitions.mjs';
+import { quickValidatorCode } from './quick-validator.mjs';
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const OUTPUT_DIRS = ['src/validation/generated', 'dist/src/validation/generated'];
@@ -343,85 +344,26 @@ function writeAtomically(file, text) {
   renameSync(tmp, file);
 }
 
-/** Options both validators are generated with. */
-const COMMON_OPTIONS = {
+/** The complete validator: every error of a resource, for the OperationOutcome. */
+const COMPLETE_OPTIONS = {
+  allErrors: true,
   discriminator: true,
   strict: true,
   strictRequired: false,
   strictTypes: false,
   allowUnionTypes: true,
   code: { source: true, esm: false, optimize: true, lines: false },
+  inlineRefs: false,
   unicodeRegExp: true,
 };
 
-/** The complete validator: every error of a resource, for the OperationOutcome. */
-export const COMPLETE_OPTIONS = { ...COMMON_OPTIONS, allErrors: true, inlineRefs: false };
-
-/**
- * The quick validator: the same schema, accepting exactly the same resources, but it stops at the first
- * error and makes no messages, so a valid resource costs less. Refused resources are validated again by
- * the complete validator, which reports why.
- *   - allErrors false: the first failing keyword ends validation;
- *   - messages false: errors (never read) carry no message text;
- *   - unicode false: minLength counts UTF-16 units instead of code points. The schema's only length rule
- *     is minLength 1 (no empty strings), and a string has a code point exactly when it has a unit;
- *   - and dropCallContexts below.
- * test/validation/quick.test.ts checks that both validators agree.
- */
-export const QUICK_OPTIONS = { ...COMMON_OPTIONS, allErrors: false, messages: false, inlineRefs: false, unicode: false };
-
-/** What every validate function of the standalone code starts with (ajv 8). */
-const SIGNATURE = /\(data, \{instancePath="", parentData, parentDataProperty, rootData=data\}=\{\}\)\{/g;
-/**
- * The context ajv passes to a subschema's validate function, `f(x, {instancePath:…, rootData})`: for a
- * property or an array item, or unchanged (the resource type chosen by a discriminator).
- */
-const CALL_CONTEXT =
-  /, \{(?:instancePath:instancePath\+[^{}()]*?,parentData:[\w$]+,parentDataProperty:[^{}(),]+|instancePath,parentData,parentDataProperty),rootData\}\)/g;
-
-/**
- * Drops the context argument from the quick validator's calls of its subschemas' functions. A callee
- * uses it only for the location of an error (instancePath) and for options the gateway does not set
- * (parentData and parentDataProperty for useDefaults, coerceTypes and removeAdditional; rootData for
- * $data), and the quick validator's errors are never read. Building it (an object and a concatenated
- * path per element) is a good part of what a valid resource costs. Fails the build when ajv's code no
- * longer has the shape this relies on: each name then appears in the functions' signatures only.
- */
-export function dropCallContexts(code) {
-  const functions = code.match(SIGNATURE)?.length ?? 0;
-  const stripped = code.replace(CALL_CONTEXT, ')');
-  const uses = (name) => stripped.match(new RegExp(`\\b${name}\\b`, 'g'))?.length ?? 0;
-  const leftOver = ['rootData', 'parentData', 'parentDataProperty'].filter((name) => uses(name) !== functions);
-  if (!functions || leftOver.length || /, \{instancePath[:,]/.test(stripped)) {
-    throw new Error(`ajv's standalone code changed shape (${leftOver.join(', ') || 'calls'}): review dropCallContexts`);
-  }
-  return stripped;
-}
-
-/** ajv warns that `unicode` is deprecated; the quick validator uses it knowingly (see QUICK_OPTIONS). */
-const logger = {
-  log: console.log.bind(console),
-  warn: (...args) => {
-    if (!String(args[0]).startsWith('DEPRECATED: option unicode.')) console.warn(...args);
-  },
-  error: console.error.bind(console),
-};
-
-/** Standalone code of one validate function per resource type, generated with `options`. */
-export function generateCode(fhirSchema, resourceTypes, options) {
-  const ajv = new Ajv({ ...options, logger });
+/** Standalone code of one validate function per resource type, with `options` over COMPLETE_OPTIONS. */
+function generateCode(fhirSchema, resourceTypes, options = {}, logger = undefined) {
+  const ajv = new Ajv({ ...COMPLETE_OPTIONS, ...options, ...(logger && { logger }) });
   addFhirKeywords(ajv);
   ajv.addSchema(fhirSchema);
   const refs = Object.fromEntries(resourceTypes.map((t) => [t, `fhir#/definitions/${t}`]));
   return standaloneCode(ajv, refs);
-}
-
-/** The corrected schema and the R4 resource types (see the header of this file). */
-export function loadSchema() {
-  const { schema, resourceTypes, sdByType } = loadSources();
-  const mapped = mapDefinitions(schema, resourceTypes, sdByType);
-  const fhirSchema = buildSchema(schema, resourceTypes, mapped);
-  return { fhirSchema, resourceTypes, mapped, sdByType };
 }
 
 function writeValidator(root, dir, name, code) {
@@ -433,9 +375,11 @@ function writeValidator(root, dir, name, code) {
 
 export function buildSchemaValidator({ root = projectRoot, outputDirs = OUTPUT_DIRS } = {}) {
   const started = performance.now();
-  const { fhirSchema, resourceTypes, mapped, sdByType } = loadSchema();
-  const code = generateCode(fhirSchema, resourceTypes, COMPLETE_OPTIONS);
-  const quickCode = dropCallContexts(generateCode(fhirSchema, resourceTypes, QUICK_OPTIONS));
+  const { schema, resourceTypes, sdByType } = loadSources();
+  const mapped = mapDefinitions(schema, resourceTypes, sdByType);
+  const fhirSchema = buildSchema(schema, resourceTypes, mapped);
+  const code = generateCode(fhirSchema, resourceTypes);
+  const quickCode = quickValidatorCode((options, logger) => generateCode(fhirSchema, resourceTypes, options, logger));
   const model = buildModel(resourceTypes, mapped, sdByType, fhirSchema.definitions);
   const modelJson = JSON.stringify(model);
   const valueSetsJson = JSON.stringify(buildValueSets());
