@@ -18,6 +18,21 @@ type Evaluator = (node: unknown, env: Record<string, unknown>) => unknown[];
 const options = { traceFn: () => undefined };
 const NO_GUARD = /descendants\(|children\(|repeat\(|%(?!ucum\b)|\$index|\$total/;
 
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+const present = (v: unknown) => typeof v === 'string' || isObject(v) || (Array.isArray(v) && v.some(isObject));
+
+/**
+ * When the FHIRPath of an invariant needs evaluating, for expressions evaluated on every resource of a
+ * type (R4's ppc-1 and the gateway profiles' renkei-pat-1 and ppc-1): false when the element shows
+ * plainly that the invariant holds (a name with a family or text; a policy or policyRule). Keyed by the
+ * whole expression, so that an invariant written otherwise is evaluated as written.
+ */
+export const EXPRESSION_GUARDS: Record<string, (node: Json) => boolean> = {
+  'name.where(family.exists() or text.exists()).exists()': (node) =>
+    !(Array.isArray(node.name) && node.name.some((n) => isObject(n) && (present(n.family) || present(n.text)))),
+  'policy.exists() or policyRule.exists()': (node) => !(present(node.policy) || present(node.policyRule)),
+};
+
 /** Names the expression may read: when a node has none of them, the result is the one on an empty node. */
 function namesRead(expression: string): Set<string> | undefined {
   if (NO_GUARD.test(expression)) return undefined;
@@ -41,7 +56,11 @@ export class FhirPathInvariant {
   /** Set when the expression does not compile or throws: reported once, never rejects a resource. */
   broken?: string;
 
-  constructor(source: InvariantSource, private readonly guard?: (node: Json) => boolean) {
+  private readonly guard?: (node: Json) => boolean;
+
+  /** `guard`: false when the invariant holds without evaluating it (by default the expression's EXPRESSION_GUARDS entry). */
+  constructor(source: InvariantSource, guard?: (node: Json) => boolean) {
+    this.guard = guard ?? (Object.hasOwn(EXPRESSION_GUARDS, source.expression) ? EXPRESSION_GUARDS[source.expression] : undefined);
     this.key = source.key;
     this.human = source.human;
     this.expression = source.expression;

@@ -37,20 +37,6 @@ function elementType(elementPath: string, single: string | undefined): string | 
 const DOCUMENTATION = new Set(['id', 'path', 'sliceName', 'short', 'definition', 'comment', 'requirements', 'alias', 'mustSupport', 'label']);
 const ENFORCED = new Set(['min', 'max', 'type', 'binding', 'constraint', 'slicing']);
 
-const present = (v: unknown) => typeof v === 'string' || isObject(v) || (Array.isArray(v) && v.some(isObject));
-
-/**
- * When the FHIRPath of a profile's invariant needs evaluating, for expressions the gateway's profiles use
- * on every resource of their type: false when the element shows plainly that the invariant holds (a name
- * with a family or text). Keyed by the whole expression, so that a profile changing it is evaluated as
- * written.
- */
-const EXPRESSION_GUARDS: Record<string, (node: Json) => boolean> = {
-  'name.where(family.exists() or text.exists()).exists()': (node) =>
-    !(Array.isArray(node.name) && node.name.some((n) => isObject(n) && (present(n.family) || present(n.text)))),
-  'policy.exists() or policyRule.exists()': (node) => !(present(node.policy) || present(node.policyRule)),
-};
-
 /** What a profile needs from its surroundings: value sets and the resource type behind a profile URL. */
 export interface ProfileContext {
   localResources: Map<string, Json>;
@@ -156,8 +142,7 @@ export class CompiledProfile {
       this.fail(`${def.id}: constraints are supported on complex elements only; state them on the parent`);
     }
     for (const c of def.constraint ?? []) {
-      const source = { key: c.key, human: c.human, expression: c.expression, base: base ?? def.path, severity: c.severity };
-      const invariant = new FhirPathInvariant(source, Object.hasOwn(EXPRESSION_GUARDS, c.expression) ? EXPRESSION_GUARDS[c.expression] : undefined);
+      const invariant = new FhirPathInvariant({ key: c.key, human: c.human, expression: c.expression, base: base ?? def.path, severity: c.severity });
       if (invariant.compile().broken) this.fail(`${def.id}: constraint ${c.key} does not compile: ${invariant.broken}`);
       node.invariants.push(invariant);
     }

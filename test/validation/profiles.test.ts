@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { FhirPathInvariant } from '../../src/validation/fhirpath-invariant.js';
+import fhirpath from 'fhirpath';
+import r4model from 'fhirpath/fhir-context/r4/index.js';
+import { EXPRESSION_GUARDS } from '../../src/validation/fhirpath-invariant.js';
 import { validateResource, type ValidationIssue } from '../../src/validation/index.js';
 
 type Json = Record<string, any>;
@@ -52,21 +54,6 @@ it('renkei-patient accepts a birthDate given only as an extension, and other nam
   delete p.birthDate;
   p.name[0].extension.push({ url: 'http://example.jp/name-note', valueString: '旧姓あり' });
   expect(errors(p, 'renkei-patient')).toEqual([]);
-});
-
-it('renkei-patient decides renkei-pat-1 as its FHIRPath expression does, whatever the names look like', () => {
-  const invariant = new FhirPathInvariant({ key: 'renkei-pat-1', human: '', expression: 'name.where(family.exists() or text.exists()).exists()', base: 'Patient' });
-  const absent = { extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/data-absent-reason', valueCode: 'unknown' }] };
-  const names: Json[][] = [
-    [{ family: '山田' }], [{ text: '山田 太郎' }], [{ given: ['太郎'] }], [{ given: ['太郎'] }, { family: '山田' }],
-    [{ _family: absent }], [{ _text: absent, given: ['太郎'] }], [{ use: 'official' }, { use: 'nickname', given: ['タロ'] }],
-  ];
-  for (const name of names) {
-    const p = patient();
-    p.name = name;
-    const fails = errors(p, 'renkei-patient').some((i) => i.diagnostics.startsWith('renkei-pat-1'));
-    expect(fails, JSON.stringify(name)).toBe(invariant.check(p, 'Patient', p, p) !== undefined);
-  }
 });
 
 const rx = () => fixture('MedicationRequest-dasen');
@@ -156,4 +143,52 @@ violations('renkei-organization (care provider)', () => fixture('Organization-to
 it('renkei-organization accepts a regional network with its own identifier', () => {
   const org = { resourceType: 'Organization', identifier: [{ system: 'urn:oid:1.2.392.999.1', value: 'net-01' }], name: '○○地域医療連携ネットワーク', type: [{ coding: [{ system: 'http://renkei.jp/fhir/CodeSystem/organization-kind', code: 'regional-network' }] }] };
   expect(errors(org, 'renkei-organization')).toEqual([]);
+});
+
+/** Whether fhirpath.js, without any shortcut, finds the invariant violated (the expression is false). */
+const violatedByFhirPath = (r: Json, expression: string) => {
+  const result = fhirpath.evaluate(r, { base: r.resourceType, expression }, {}, r4model) as unknown[];
+  return result.length === 1 && result[0] === false;
+};
+const absent = { extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/data-absent-reason', valueCode: 'unknown' }] };
+
+describe('invariants with a shortcut decide as their FHIRPath expression does', () => {
+  it('covers the expressions of renkei-pat-1 and ppc-1', () => {
+    expect(Object.keys(EXPRESSION_GUARDS).sort()).toEqual(['name.where(family.exists() or text.exists()).exists()', 'policy.exists() or policyRule.exists()']);
+  });
+
+  it('renkei-pat-1, whatever the names look like', () => {
+    const expression = 'name.where(family.exists() or text.exists()).exists()';
+    const names: Json[][] = [
+      [{ family: '山田' }], [{ text: '山田 太郎' }], [{ given: ['太郎'] }], [{ given: ['太郎'] }, { family: '山田' }],
+      [{ _family: absent }], [{ _text: absent, given: ['太郎'] }], [{ use: 'official' }, { use: 'nickname', given: ['タロ'] }],
+    ];
+    for (const name of names) {
+      const p = patient();
+      p.name = name;
+      const fails = errors(p, 'renkei-patient').some((i) => i.diagnostics.startsWith('renkei-pat-1'));
+      expect(fails, JSON.stringify(name)).toBe(violatedByFhirPath(p, expression));
+    }
+  });
+
+  it('ppc-1 (R4 and renkei-consent), whatever policy and policyRule look like', () => {
+    const expression = 'policy.exists() or policyRule.exists()';
+    const rule = { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'OPTIN' }] };
+    const shapes: Json[] = [
+      { policyRule: rule }, { policy: [{ uri: 'http://example.jp/policy' }] }, { policy: [{ authority: 'http://example.jp' }], policyRule: rule },
+      { policy: [{ extension: absent.extension }] }, { policyRule: { text: '同意' } }, {},
+    ];
+    for (const shape of shapes) {
+      const c = consent();
+      delete c.policy;
+      delete c.policyRule;
+      Object.assign(c, shape);
+      const violated = violatedByFhirPath(c, expression);
+      const { meta: _profiles, ...plain } = c;
+      const r4Fails = validateResource(plain).some((i) => i.severity === 'error' && i.diagnostics.startsWith('ppc-1'));
+      expect(r4Fails, `R4 ${JSON.stringify(shape)}`).toBe(violated);
+      expect(errors(c, 'renkei-consent').some((i) => i.diagnostics.startsWith('ppc-1')), `profile ${JSON.stringify(shape)}`).toBe(violated);
+    }
+    expect(violatedByFhirPath(consent(), expression)).toBe(false);
+  });
 });
