@@ -1,5 +1,6 @@
 import fhirpath from 'fhirpath';
 import r4model from 'fhirpath/fhir-context/r4/index.js';
+import { isObject } from './instances.js';
 import { error, type ValidationIssue } from './issues.js';
 
 type Json = Record<string, unknown>;
@@ -18,7 +19,6 @@ type Evaluator = (node: unknown, env: Record<string, unknown>) => unknown[];
 const options = { traceFn: () => undefined };
 const NO_GUARD = /descendants\(|children\(|repeat\(|%(?!ucum\b)|\$index|\$total/;
 
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 const present = (v: unknown) => typeof v === 'string' || isObject(v) || (Array.isArray(v) && v.some(isObject));
 
 /**
