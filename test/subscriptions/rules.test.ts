@@ -1,11 +1,10 @@
 import type { Subscription } from '@medplum/fhirtypes';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { adminClient, organizationClient, type FhirClient } from '../support/fhir-client.js';
-import { consent, medicationRequest, patient } from '../support/resources.js';
-import { stackName, startTestStack, type TestStack } from '../support/stack.js';
-import { Receiver } from './receiver.js';
+import { describe, expect, it } from 'vitest';
+import { adminClient } from '../support/fhir-client.js';
+import { consent, medicationRequest } from '../support/resources.js';
+import { stackName } from '../support/stack.js';
 import {
-  adminDeliveries, changesMatched, criteriaSubscription, DELIVERING, eventually, subscribe, topicSubscription,
+  adminDeliveries, changesMatched, criteriaSubscription, eventually, subscribe, subscriptionSuite, topicSubscription,
 } from './subscriptions.js';
 
 const BACKPORT = 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition';
@@ -19,92 +18,76 @@ const withMaxCount = (subscription: Subscription, maxCount: number): Subscriptio
 const diagnostics = (body: any) => (body.issue as { diagnostics?: string }[]).map((i) => i.diagnostics).join(' ');
 
 describe(`subscription rules: owner, purpose of use, topic filters, max-count (${stackName})`, () => {
-  let stack: TestStack;
-  let clinic: FhirClient;
-  let facility: FhirClient;
-  let receiver: Receiver;
-  let patientId: string;
-
-  beforeAll(async () => {
-    stack = await startTestStack(DELIVERING);
-    clinic = await organizationClient(stack, 'ru-clinic');
-    facility = await organizationClient(stack, 'ru-care');
-    patientId = (await clinic.post('Patient', patient('RU-1'))).body.id;
-  });
-  afterAll(() => stack?.stop());
-  beforeEach(async () => {
-    receiver = await Receiver.start();
-  });
-  afterEach(() => receiver.close());
+  const t = subscriptionSuite({ clinic: 'ru-clinic', facility: 'ru-care', patient: 'RU-1' });
 
   it("refuses a Subscription written by the administrator: it would belong to no organization's client", async () => {
-    const created = await adminClient(stack).post('Subscription', criteriaSubscription(receiver.url, `MedicationRequest?patient=Patient/${patientId}`));
+    const created = await adminClient(t.stack).post('Subscription', criteriaSubscription(t.receiver.url, `MedicationRequest?patient=Patient/${t.patientId}`));
     expect(created.status).toBe(422);
     expect(created.body.resourceType).toBe('OperationOutcome');
     expect(diagnostics(created.body)).toContain("must belong to an organization's client");
-    const put = await adminClient(stack).put('Subscription/by-admin', { ...criteriaSubscription(receiver.url, 'MedicationRequest'), id: 'by-admin' });
+    const put = await adminClient(t.stack).put('Subscription/by-admin', { ...criteriaSubscription(t.receiver.url, 'MedicationRequest'), id: 'by-admin' });
     expect(put.status).toBe(422);
   });
 
   it('refuses filters the topic does not offer', async () => {
-    const unknown = await clinic.post('Subscription', topicSubscription(receiver.url, 'medication-change', { filters: ['identifier=RX-1'] }));
+    const unknown = await t.clinic.post('Subscription', topicSubscription(t.receiver.url, 'medication-change', { filters: ['identifier=RX-1'] }));
     expect(unknown.status).toBe(422);
     expect(diagnostics(unknown.body)).toContain('offers no filter identifier on MedicationRequest');
-    const typed = await clinic.post('Subscription', topicSubscription(receiver.url, 'medication-change', { filters: [`MedicationRequest?patient=Patient/${patientId}&status=active`] }));
+    const typed = await t.clinic.post('Subscription', topicSubscription(t.receiver.url, 'medication-change', { filters: [`MedicationRequest?patient=Patient/${t.patientId}&status=active`] }));
     expect(typed.status).toBe(422);
     // recipient is offered on Communication only: untyped it would apply to CommunicationRequest too.
-    const untyped = await clinic.post('Subscription', topicSubscription(receiver.url, 'urgent-communication', { filters: ['recipient=Organization/ru-care'] }));
+    const untyped = await t.clinic.post('Subscription', topicSubscription(t.receiver.url, 'urgent-communication', { filters: ['recipient=Organization/ru-care'] }));
     expect(untyped.status).toBe(422);
-    const offered = await clinic.post('Subscription', topicSubscription(receiver.url, 'urgent-communication', {
-      filters: ['Communication?recipient=Organization/ru-care', `patient:Patient=Patient/${patientId}`],
+    const offered = await t.clinic.post('Subscription', topicSubscription(t.receiver.url, 'urgent-communication', {
+      filters: ['Communication?recipient=Organization/ru-care', `patient:Patient=Patient/${t.patientId}`],
     }));
     expect(offered.status).toBe(201);
   });
 
   it('caps the events of a Bundle at backport-max-count and refuses a count below 1', async () => {
-    const zero = await clinic.post('Subscription', withMaxCount(topicSubscription(receiver.url, 'careplan-change'), 0));
+    const zero = await t.clinic.post('Subscription', withMaxCount(topicSubscription(t.receiver.url, 'careplan-change'), 0));
     expect(zero.status).toBe(422);
-    const sub = await subscribe(clinic, withMaxCount(topicSubscription(receiver.url, 'careplan-change', {
-      filters: [`patient=Patient/${patientId}`], content: 'full-resource',
+    const sub = await subscribe(t.clinic, withMaxCount(topicSubscription(t.receiver.url, 'careplan-change', {
+      filters: [`patient=Patient/${t.patientId}`], content: 'full-resource',
     }), 2));
     for (const title of ['一', '二', '三']) {
-      await clinic.post('CarePlan', { resourceType: 'CarePlan', status: 'active', intent: 'plan', title, subject: { reference: `Patient/${patientId}` } });
+      await t.clinic.post('CarePlan', { resourceType: 'CarePlan', status: 'active', intent: 'plan', title, subject: { reference: `Patient/${t.patientId}` } });
     }
-    await receiver.waitUntil(() => receiver.applied.filter((r) => r.body.includes('event-notification')).length === 3);
+    await t.receiver.waitUntil(() => t.receiver.applied.filter((r) => r.body.includes('event-notification')).length === 3);
     const numbers = (bundle: any) => (bundle.entry[0].resource.parameter as any[]).filter((p) => p.name === 'notification-event')
       .map((e: any) => e.part.find((p: any) => p.name === 'event-number').valueString);
-    const latest = (await clinic.get(`Subscription/${sub.id}/$events`)).body;
+    const latest = (await t.clinic.get(`Subscription/${sub.id}/$events`)).body;
     expect(numbers(latest)).toEqual(['2', '3']);
     expect(latest.entry).toHaveLength(3);
-    const asked = (await clinic.get(`Subscription/${sub.id}/$events?eventsSinceNumber=1&eventsUntilNumber=3`)).body;
+    const asked = (await t.clinic.get(`Subscription/${sub.id}/$events?eventsSinceNumber=1&eventsUntilNumber=3`)).body;
     expect(numbers(asked)).toEqual(['1', '2']);
   });
 
   it('matches and re-checks at send time for the purpose of use the Subscription was written for', async () => {
-    const permit = await clinic.post('Consent', consent(patientId, 'ru-clinic', {
+    const permit = await t.clinic.post('Consent', consent(t.patientId, 'ru-clinic', {
       actors: ['ru-care'], classes: ['MedicationRequest'], purposes: ['CAREMGT'], period: WIDE,
     }));
     expect(permit.status).toBe(201);
-    const criteria = `MedicationRequest?patient=Patient/${patientId}&identifier=RU-RX-1`;
-    const created = await facility.post('Subscription', criteriaSubscription(`${receiver.url}/caremgt`, criteria), { 'x-purpose-of-use': 'CAREMGT' });
+    const criteria = `MedicationRequest?patient=Patient/${t.patientId}&identifier=RU-RX-1`;
+    const created = await t.facility.post('Subscription', criteriaSubscription(`${t.receiver.url}/caremgt`, criteria), { 'x-purpose-of-use': 'CAREMGT' });
     expect(created.status).toBe(201);
     expect(created.body.extension).toContainEqual({ url: PURPOSE_EXTENSION, valueCode: 'CAREMGT' });
-    const treat = await subscribe(facility, criteriaSubscription(`${receiver.url}/treat`, criteria));
+    const treat = await subscribe(t.facility, criteriaSubscription(`${t.receiver.url}/treat`, criteria));
     expect(treat.extension).toContainEqual({ url: PURPOSE_EXTENSION, valueCode: 'TREAT' });
-    await eventually(async () => (await facility.get<Subscription>(`Subscription/${created.body.id}`)).body.status === 'active', 'activation');
+    await eventually(async () => (await t.facility.get<Subscription>(`Subscription/${created.body.id}`)).body.status === 'active', 'activation');
 
-    const med = (await clinic.post('MedicationRequest', medicationRequest(patientId, 'RU-RX-1'))).body;
-    await receiver.waitUntil(() => receiver.applied.length === 1);
-    await changesMatched(stack, [med.id]);
-    expect(receiver.applied.map((r) => r.path)).toEqual([`/caremgt/MedicationRequest/${med.id}`]);
-    expect((await adminDeliveries(stack, `subscription=${treat.id}`)).total).toBe(0);
+    const med = (await t.clinic.post('MedicationRequest', medicationRequest(t.patientId, 'RU-RX-1'))).body;
+    await t.receiver.waitUntil(() => t.receiver.applied.length === 1);
+    await changesMatched(t.stack, [med.id]);
+    expect(t.receiver.applied.map((r) => r.path)).toEqual([`/caremgt/MedicationRequest/${med.id}`]);
+    expect((await adminDeliveries(t.stack, `subscription=${treat.id}`)).total).toBe(0);
 
     // The declared purpose must be the request's own, and never break-glass.
-    const mismatch = await facility.post('Subscription', {
-      ...criteriaSubscription(receiver.url, criteria), extension: [{ url: PURPOSE_EXTENSION, valueCode: 'CAREMGT' }],
+    const mismatch = await t.facility.post('Subscription', {
+      ...criteriaSubscription(t.receiver.url, criteria), extension: [{ url: PURPOSE_EXTENSION, valueCode: 'CAREMGT' }],
     });
     expect(mismatch.status).toBe(422);
-    const emergency = await facility.post('Subscription', criteriaSubscription(receiver.url, criteria), {
+    const emergency = await t.facility.post('Subscription', criteriaSubscription(t.receiver.url, criteria), {
       'x-purpose-of-use': 'ETREAT', 'x-break-glass-reason': encodeURIComponent('急変'),
     });
     expect(emergency.status).toBe(422);

@@ -1,6 +1,9 @@
 import type { Subscription } from '@medplum/fhirtypes';
-import type { FhirClient } from '../support/fhir-client.js';
-import { ADMIN_TOKEN, type TestStack } from '../support/stack.js';
+import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
+import { organizationClient, type FhirClient } from '../support/fhir-client.js';
+import { patient } from '../support/resources.js';
+import { ADMIN_TOKEN, startTestStack, type TestStack } from '../support/stack.js';
+import { Receiver } from './receiver.js';
 
 const BACKPORT = 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition';
 export const SECRET_EXTENSION = 'http://renkei.jp/fhir/StructureDefinition/subscription-secret';
@@ -13,6 +16,39 @@ export const DELIVERING: Record<string, string> = {
   RENKEI_DELIVERY_BACKOFF_MAX_MS: '200',
   RENKEI_HEARTBEAT_TICK_MS: '100',
 };
+
+/** What a subscription test file works with; filled in by the hooks `subscriptionSuite` registers. */
+export interface SubscriptionSuite {
+  stack: TestStack;
+  /** The Organization client that records the patient. */
+  clinic: FhirClient;
+  /** A second Organization's client, when one is named. */
+  facility: FhirClient;
+  /** A fresh receiver for each test. */
+  receiver: Receiver;
+  patientId: string;
+}
+
+/**
+ * Registers the hooks of a subscription test file: one delivering stack (DELIVERING and `env`), the
+ * clinic's client with a patient of that identifier, the facility's client if named, and a receiver
+ * started before each test and closed after it.
+ */
+export function subscriptionSuite(options: { env?: Record<string, string>; clinic: string; facility?: string; patient: string }): SubscriptionSuite {
+  const suite = {} as SubscriptionSuite;
+  beforeAll(async () => {
+    suite.stack = await startTestStack({ ...DELIVERING, ...options.env });
+    suite.clinic = await organizationClient(suite.stack, options.clinic);
+    if (options.facility) suite.facility = await organizationClient(suite.stack, options.facility);
+    suite.patientId = (await suite.clinic.post('Patient', patient(options.patient))).body.id;
+  });
+  afterAll(() => suite.stack?.stop());
+  beforeEach(async () => {
+    suite.receiver = await Receiver.start();
+  });
+  afterEach(() => suite.receiver.close());
+  return suite;
+}
 
 export function criteriaSubscription(endpoint: string, criteria: string, options: { payload?: boolean; headers?: string[]; secret?: string } = {}): Subscription {
   return {
