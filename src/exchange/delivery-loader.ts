@@ -1,5 +1,5 @@
+import { DEFAULT_PURPOSE } from '../store/access.js';
 import type { Queryable } from '../store/db.js';
-import { DEFAULT_PURPOSE } from '../subscriptions/spec.js';
 import { loadDeliveries, type DeliveryRow } from './deliveries.js';
 
 const MAX_BATCH = 200;

@@ -4,9 +4,10 @@ import type { Caller } from '../fhir/caller.js';
 import { FhirError } from '../fhir/outcome.js';
 import type { FhirService } from '../fhir/service.js';
 import { log } from '../logger.js';
+import { DEFAULT_PURPOSE } from '../store/access.js';
 import type { Database } from '../store/db.js';
 import { hostOf, resolveEndpoint, type EndpointPolicy } from './endpoint-policy.js';
-import { DEFAULT_PURPOSE, parseSubscription, type SubscriptionSpec } from './spec.js';
+import { parseSubscription, type SubscriptionSpec } from './spec.js';
 import { countFailure, followVersion, readState, saveState, type StateRow, type SubscriptionStatus } from './state.js';
 import { publishTopics } from './topic-publisher.js';
 

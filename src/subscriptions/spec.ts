@@ -1,5 +1,6 @@
 import type { Extension, Subscription } from '@medplum/fhirtypes';
 import { FhirError } from '../fhir/outcome.js';
+import { DEFAULT_PURPOSE } from '../store/access.js';
 import { isSupportedType } from '../store/resource-types.js';
 import { parseCriterion, type Criterion, type QueryParams } from '../store/search/request.js';
 import { topicByUrl, type TopicDefinition } from './topics.js';
@@ -17,9 +18,6 @@ export const EXTENSIONS = {
   /** The purpose of use (HL7 v3 ActReason) its notifications are decided for; stamped from the writing request. */
   purpose: 'http://renkei.jp/fhir/StructureDefinition/subscription-purpose-of-use',
 };
-
-/** Purpose of use of a Subscription that declares none (as of a request without X-Purpose-Of-Use). */
-export const DEFAULT_PURPOSE = 'TREAT';
 
 export type PayloadContent = 'empty' | 'id-only' | 'full-resource';
 

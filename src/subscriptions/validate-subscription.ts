@@ -2,9 +2,10 @@ import { randomBytes } from 'node:crypto';
 import type { Extension, Resource, Subscription } from '@medplum/fhirtypes';
 import type { Caller } from '../fhir/caller.js';
 import { FhirError, type Issue } from '../fhir/outcome.js';
+import { DEFAULT_PURPOSE } from '../store/access.js';
 import type { Queryable } from '../store/db.js';
 import { endpointPolicyFor, endpointProblem } from './endpoint-policy.js';
-import { DEFAULT_PURPOSE, EXTENSIONS, MIN_SECRET_LENGTH, parseSubscription, SpecError } from './spec.js';
+import { EXTENSIONS, MIN_SECRET_LENGTH, parseSubscription, SpecError } from './spec.js';
 
 /** Purposes a Subscription may be decided for: never break-glass (ETREAT needs a person and a reason). */
 const REFUSED_PURPOSES = ['ETREAT'];
