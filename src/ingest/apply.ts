@@ -1,5 +1,5 @@
 import type { Resource } from '@medplum/fhirtypes';
-import type { PoolClient, QueryConfig } from 'pg';
+import type { PoolClient } from 'pg';
 import { checkScope, type AuthContext } from '../auth/context.js';
 import type { Caller } from '../fhir/caller.js';
 import { FhirError } from '../fhir/outcome.js';
@@ -9,6 +9,7 @@ import { overlayTopLevel, sameValue } from '../mapping/merge.js';
 import { validateMapped } from '../mapping/validate.js';
 import type { Services } from '../services.js';
 import type { Database, Queryable } from '../store/db.js';
+import { preparedStatement } from '../store/prepared.js';
 import { STORED_COLUMNS, toStored, type StoredResource, type StoredRow } from '../store/stored.js';
 import type { PreparedWrite } from '../store/write-batch.js';
 
@@ -29,8 +30,6 @@ export interface ApplyContext {
   messageId: number;
   /** The time the message describes; undefined when it has none (then it is applied without ordering). */
   messageTime?: Date;
-  /** FHIR base URL of the gateway (the versions written are named relative to it). */
-  base: string;
   /**
    * Records the outcome in the same transaction (e.g. the message's status), and the resources' clocks
    * with it in one statement; when absent the clocks are written here.
@@ -128,14 +127,6 @@ export function rewriteReferences(mapped: readonly MappedResource[], renames: Re
   mapped.forEach((m) => walk(m.resource));
 }
 
-/**
- * A statement of fixed text, prepared once per connection on a PostgreSQL server (PGlite's connections
- * share one session, where a prepared name would clash: there it is sent as text each time).
- */
-export function statement(prepared: boolean, name: string, text: string, values: unknown[]): QueryConfig {
-  return prepared ? { name: `ingest-${name}`, text, values } : { text, values };
-}
-
 const keyOf = (m: MappedResource) => `${m.resourceType}/${m.id}`;
 
 function withoutMeta(resource: Json): Json {
@@ -175,7 +166,7 @@ export async function applyMapped(tx: PoolClient, ctx: ApplyContext, input: read
     ? { types: keys.map((k) => k.split('/')[0]), ids: keys.map((k) => k.split('/')[1]), time: ctx.messageTime, messageId: ctx.messageId }
     : undefined;
   if (ctx.finish) await ctx.finish(tx, applied, clocks);
-  else if (clocks) await tx.query(statement(prepared, 'clocks', `WITH ${clocksCte(1)} SELECT 1`, [clocks.types, clocks.ids, clocks.time, clocks.messageId]));
+  else if (clocks) await tx.query(preparedStatement(prepared, `WITH ${clocksCte(1)} SELECT 1`, [clocks.types, clocks.ids, clocks.time, clocks.messageId]));
   return applied;
 }
 
@@ -217,9 +208,8 @@ async function lockTargets(tx: Queryable, mapped: readonly MappedResource[], tim
   const targets = new Map<string, Target>();
   if (!mapped.length) return targets;
   const keys = [...new Set(mapped.map(keyOf))].sort();
-  await tx.query(statement(prepared, 'lock', 'SELECT pg_advisory_xact_lock(hashtext(k)) FROM unnest($1::text[]) AS u(k)', [keys.map((k) => `ingest:${k}`)]));
-  const { rows } = await tx.query<StoredRow & { key_type: string; key_id: string; newer: boolean | null; found: boolean }>(statement(prepared, 'targets',
-    `WITH t AS (SELECT * FROM unnest($1::text[], $2::text[]) AS t(resource_type, id)),
+  await tx.query(preparedStatement(prepared, 'SELECT pg_advisory_xact_lock(hashtext(k)) FROM unnest($1::text[]) AS u(k)', [keys.map((k) => `ingest:${k}`)]));
+  const { rows } = await tx.query<StoredRow & { key_type: string; key_id: string; newer: boolean | null; found: boolean }>(preparedStatement(prepared, `WITH t AS (SELECT * FROM unnest($1::text[], $2::text[]) AS t(resource_type, id)),
      locked AS (SELECT ${STORED_COLUMNS} FROM resource WHERE (resource_type, id) IN (SELECT resource_type, id FROM t) FOR UPDATE)
      SELECT t.resource_type AS key_type, t.id AS key_id, c.message_time > $3 AS newer, locked.resource_type IS NOT NULL AS found, locked.*
      FROM t LEFT JOIN locked USING (resource_type, id)

@@ -3,7 +3,7 @@ import { requireAdmin } from '../auth/middleware.js';
 import { badRequest, conflict, FhirError, notFound } from '../fhir/outcome.js';
 import type { Services } from '../services.js';
 import type { Queryable } from '../store/db.js';
-import { statement } from './apply.js';
+import { preparedStatement } from '../store/prepared.js';
 
 /**
  * Which registered client an MLLP connection acts for. MLLP has no tokens: the administrator maps a
@@ -47,8 +47,7 @@ export interface MappedClient {
 export async function findMllpSenderAndClient(
   db: Queryable, facility: string, application: string, prepared: boolean,
 ): Promise<{ mapping: MllpSender; client?: MappedClient } | undefined> {
-  const { rows } = await db.query<Row & { c_id: string | null; c_organization: string | null; c_scope: string | null; c_disabled: boolean | null }>(statement(prepared, 'mllp-sender',
-    `SELECT s.*, c.id AS c_id, c.organization_id AS c_organization, c.scope AS c_scope, c.disabled_at IS NOT NULL AS c_disabled
+  const { rows } = await db.query<Row & { c_id: string | null; c_organization: string | null; c_scope: string | null; c_disabled: boolean | null }>(preparedStatement(prepared, `SELECT s.*, c.id AS c_id, c.organization_id AS c_organization, c.scope AS c_scope, c.disabled_at IS NOT NULL AS c_disabled
      FROM mllp_sender s LEFT JOIN client c ON c.id = s.client_id
      WHERE s.sending_facility = $1 AND s.sending_application IN ($2, '')
      ORDER BY s.sending_application DESC LIMIT 1`,

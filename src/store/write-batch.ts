@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { preparedStatement } from './prepared.js';
 import type pg from 'pg';
 import type { IndexRows } from './search/extract.js';
 import type { Queryable } from './db.js';
@@ -80,21 +80,8 @@ class Statement {
    */
   build(prepared: boolean): pg.QueryConfig {
     const text = `WITH ${this.ctes.join(',\n')} SELECT 1`;
-    return prepared ? { name: statementName(text), text, values: this.values } : { text, values: this.values };
+    return preparedStatement(prepared, text, this.values);
   }
-}
-
-const statementNames = new Map<string, string>();
-
-/** PostgreSQL truncates statement names at 63 bytes, so a statement is named by the digest of its text. */
-function statementName(text: string): string {
-  let name = statementNames.get(text);
-  if (!name) {
-    name = `write_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
-    if (statementNames.size > 1000) statementNames.clear();
-    statementNames.set(text, name);
-  }
-  return name;
 }
 
 const str = (value: string | null) => (value === null ? 'null' : JSON.stringify(value));

@@ -1,6 +1,7 @@
 import type { Organization } from '@medplum/fhirtypes';
 import type { Queryable } from '../../store/db.js';
-import { clocksCte, statement, type Clocks } from '../apply.js';
+import { preparedStatement } from '../../store/prepared.js';
+import { clocksCte, type Clocks } from '../apply.js';
 import type { ReceivedMessage } from '../message-store.js';
 
 /**
@@ -19,8 +20,7 @@ export interface Kept {
 
 /** Inserts the message (status received); the look-ups see the store as it was before the insert. */
 export async function keepAndLookUp(db: Queryable, m: ReceivedMessage & { senderOrg: string; controlId: string }, prepared: boolean): Promise<Kept> {
-  const { rows } = await db.query<{ id: string; earlier: string | null; organization: string | null }>(statement(prepared, 'keep',
-    `WITH kept AS (
+  const { rows } = await db.query<{ id: string; earlier: string | null; organization: string | null }>(preparedStatement(prepared, `WITH kept AS (
        INSERT INTO ingest_message (kind, transport, sender_org, sender_client, control_id, message_type, message_time, raw, content_type, file_name, status)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'received') RETURNING id)
      SELECT kept.id,
@@ -46,8 +46,7 @@ export async function keepAndLookUp(db: Queryable, m: ReceivedMessage & { sender
 export async function markApplied(
   tx: Queryable, id: number, type: string, time: Date | undefined, resources: string[], clocks: Clocks | undefined, prepared: boolean,
 ): Promise<void> {
-  await tx.query(statement(prepared, 'applied',
-    `WITH ${clocksCte(5)}
+  await tx.query(preparedStatement(prepared, `WITH ${clocksCte(5)}
      UPDATE ingest_message SET status = 'mapped', message_type = $2, message_time = COALESCE($3, message_time), resources = $4,
        attempts = attempts + 1, error = NULL, ack_code = 'AA', duplicate_of = NULL, processed_at = now() WHERE id = $1`,
     [id, type, time ?? null, resources, clocks?.types ?? [], clocks?.ids ?? [], clocks?.time ?? null, clocks?.messageId ?? id],
