@@ -37,7 +37,6 @@ export interface Hl7Outcome {
 
 export interface Hl7Options {
   transport: 'http' | 'mllp';
-  base: string;
   contentType?: string;
   /** Replay: process the stored message again under its own id. */
   existingId?: number;
@@ -74,7 +73,7 @@ export async function receiveHl7(services: Services, bytes: Uint8Array, sender: 
 
     const output = mapMessage(read, kept.facts, mappings());
     const applied = await db.transaction(async (tx) => applyMapped(tx, {
-      services, caller: callerOf(sender), auth: sender.auth, messageId, messageTime: facts.timeValue, base: options.base,
+      services, caller: callerOf(sender), auth: sender.auth, messageId, messageTime: facts.timeValue,
       finish: (q, result, clocks) => markApplied(q, messageId, facts.type, facts.timeValue, result.written, clocks, !db.embedded),
     }, output.resources));
     log.info({ messageId, type: facts.type, organization: sender.organizationId, written: applied.written.length,

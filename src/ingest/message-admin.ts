@@ -3,7 +3,6 @@ import iconv from 'iconv-lite';
 import { authOf, type AuthContext } from '../auth/context.js';
 import { authenticate } from '../auth/middleware.js';
 import { parseScopes } from '../auth/scopes.js';
-import { fhirBase } from '../fhir/http.js';
 import { badRequest, conflict, forbidden, notFound } from '../fhir/outcome.js';
 import type { Services } from '../services.js';
 import { prepareCareRecords } from './care-records.js';
@@ -42,15 +41,14 @@ export function messageAdminRoutes(services: Services): express.Router {
     const message = await getMessage(services.db, viewerOf(auth), messageId(req));
     if (!message) throw notFound(`Message ${req.params.id} is not known / メッセージが見つかりません`);
     const sender = await originalSender(services, message);
-    const base = fhirBase(req, services.config);
     const raw = message.raw ?? Buffer.alloc(0);
     if (message.kind === 'hl7v2') {
-      const outcome = await receiveHl7(services, raw, sender, { transport: 'http', base, existingId: message.id });
+      const outcome = await receiveHl7(services, raw, sender, { transport: 'http', existingId: message.id });
       res.status(outcome.httpStatus).json({ status: outcome.status, ack: outcome.ack.text, message: describe((await getMessage(services.db, viewerOf(auth), message.id, false))!) });
       return;
     }
     const partial = partialFlag(req.query.partial);
-    const request = { kind: message.kind, transport: 'http' as const, contentType: message.contentType ?? undefined, fileName: message.fileName ?? undefined, partial, base, existingId: message.id };
+    const request = { kind: message.kind, transport: 'http' as const, contentType: message.contentType ?? undefined, fileName: message.fileName ?? undefined, partial, existingId: message.id };
     const outcome = await receiveTable(services, raw, sender, request, message.kind === 'careplan-csv'
       ? (facts) => prepareCareplan(raw, { fileName: request.fileName, contentType: request.contentType, table: message.messageType?.match(/table(\d)$|\/(user)$/)?.slice(1).find(Boolean) }, facts)
       : () => prepareCareRecords(raw, { contentType: request.contentType, mapping: message.messageType?.split('/')[1] }));

@@ -94,19 +94,14 @@ class MllpConnection {
 
   private async receive(bytes: Buffer): Promise<Hl7Outcome> {
     const { sender, refusal } = await this.identify(bytes);
-    return receiveHl7(this.services, bytes, sender, { transport: 'mllp', base: this.base(), refusal });
+    return receiveHl7(this.services, bytes, sender, { transport: 'mllp', refusal });
   }
 
   private async oversize(head: Buffer): Promise<Hl7Outcome> {
     const { sender } = await this.identify(head);
     const refusal = rejected({}, ERROR_CODES.segmentSequence,
       `The frame is larger than ${this.maxFrameBytes} bytes and was not read; only its beginning is kept / メッセージが大きすぎます`, 413);
-    return receiveHl7(this.services, head, sender, { transport: 'mllp', base: this.base(), refusal });
-  }
-
-  private base(): string {
-    const config = this.services.config;
-    return config.baseUrl ? `${config.baseUrl}/fhir` : `http://localhost:${config.port}/fhir`;
+    return receiveHl7(this.services, head, sender, { transport: 'mllp', refusal });
   }
 
   /**

@@ -1,7 +1,6 @@
 import express, { type Request, type Response } from 'express';
 import { authOf, type AuthContext } from '../auth/context.js';
 import { authenticate } from '../auth/middleware.js';
-import { fhirBase } from '../fhir/http.js';
 import { operationOutcome } from '../fhir/outcome.js';
 import type { Services } from '../services.js';
 import { prepareCareRecords } from './care-records.js';
@@ -33,11 +32,11 @@ export function ingestRoutes(services: Services): express.Router {
         ? rejected({}, ERROR_CODES.segmentSequence, `The message is larger than ${limit} bytes; only its beginning is kept / メッセージが大きすぎます`, 413)
         : rejected({}, ERROR_CODES.unknownKey, 'Send messages as a registered client acting for an Organization, not as the administrator / 管理者トークンでは送信できません', 403);
       outcome = sender
-        ? await receiveHl7(services, body.bytes, sender, { transport: 'http', base: fhirBase(req, services.config), refusal })
+        ? await receiveHl7(services, body.bytes, sender, { transport: 'http', refusal })
         : { ack: buildAck(fallbackAckHeader(body.bytes), 'AR', 'Rejected', refusal.problems), httpStatus: 403, status: 'rejected' };
     } else {
       outcome = await receiveHl7(services, body.bytes, sender, {
-        transport: 'http', base: fhirBase(req, services.config), contentType: req.get('content-type'),
+        transport: 'http', contentType: req.get('content-type'),
       });
     }
     sendAck(res, outcome);
@@ -77,7 +76,7 @@ async function receiveFile(
   }
   const partial = partialFlag(req.query.partial);
   const outcome: TableOutcome = await receiveTable(services, body.bytes, sender, {
-    kind, transport: 'http', contentType: req.get('content-type'), fileName, partial, base: fhirBase(req, services.config),
+    kind, transport: 'http', contentType: req.get('content-type'), fileName, partial,
   }, prepare(body.bytes));
   if (outcome.messageId !== undefined) res.set('Location', `/admin/messages/${outcome.messageId}`);
   res.status(outcome.httpStatus).type('application/fhir+json').send(JSON.stringify(outcome.outcome));

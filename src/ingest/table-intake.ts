@@ -51,7 +51,6 @@ export interface TableRequest {
   contentType?: string;
   fileName?: string;
   partial: boolean;
-  base: string;
   existingId?: number;
 }
 
@@ -157,7 +156,7 @@ export async function receiveTable(
         try {
           const more = prepared.reconcile ? await prepared.reconcile(tx, sender.organizationId, assembly.resources, touchedBy(rows, failed)) : [];
           const applied = await applyMapped(tx, {
-            services, caller, auth: sender.auth, messageId: id, messageTime: prepared.messageTime, base: request.base,
+            services, caller, auth: sender.auth, messageId: id, messageTime: prepared.messageTime,
           }, [...assembly.resources, ...more]);
           await recordResources(tx, id, applied.written);
           const linesOf = (key: string) => [...(assembly.contributors.get(key) ?? [])].sort((a, b) => a - b);
