@@ -59,13 +59,15 @@ async function storedPlans(tx: Queryable, owner: string, patientId: string): Pro
   return rows.map((r) => r.content).filter(isKyotaku);
 }
 
-async function storedResource(tx: Queryable, owner: string, reference: string): Promise<Json | undefined> {
-  const [type, id] = reference.split('/');
+/** The owner's stored resources among `references` (`Type/id`), by reference. */
+async function storedResources(tx: Queryable, owner: string, references: string[]): Promise<Map<string, Json>> {
+  if (!references.length) return new Map();
   const { rows } = await tx.query<{ content: Json }>(
-    'SELECT content FROM resource WHERE resource_type = $1 AND id = $2 AND owner = $3 AND NOT deleted',
-    [type, id, owner],
+    `SELECT r.content FROM resource r JOIN unnest($1::text[], $2::text[]) AS k(t, i) ON r.resource_type = k.t AND r.id = k.i
+     WHERE r.owner = $3 AND NOT r.deleted`,
+    [references.map((r) => r.split('/')[0]), references.map((r) => r.split('/')[1]), owner],
   );
-  return rows[0]?.content;
+  return new Map(rows.map((r) => [keyOf(r.content as { resourceType: string; id: string }), r.content]));
 }
 
 /** A stored resource to be written again: its claimed profiles and security labels kept, the rest of meta restamped. */
@@ -97,10 +99,12 @@ function endCurrency(resource: Json, date: string): boolean {
 const stopActivity = (a: Json): Json =>
   a.detail && OPEN_ACTIVITY.includes(a.detail.status) ? { ...a, detail: { ...a.detail, status: 'stopped' } } : a;
 
-const withoutStatus = (a: Json) => ({ ...a, detail: { ...a.detail, status: undefined } });
+function withoutStatus(a: Json): Json {
+  const { status: _status, ...detail } = (a.detail ?? {}) as Json;
+  return { ...a, detail };
+}
 
-const sameActivity = (a: Json, b: Json) =>
-  sameValue(JSON.parse(JSON.stringify(withoutStatus(a))), JSON.parse(JSON.stringify(withoutStatus(b))));
+const sameActivity = (a: Json, b: Json) => sameValue(withoutStatus(a), withoutStatus(b));
 
 /** The plan's activities: the file's, plus the stored ones it no longer sends (stopped, or as they were when rows were refused). */
 function keepDroppedActivities(v: Version): void {
@@ -185,14 +189,13 @@ async function endReferences(
   const inFile = new Map(resources.map((m) => [keyOf(m), m]));
   for (const reference of references) {
     const sent = inFile.get(reference);
-    if (sent) {
-      endCurrency(sent.resource, date);
-      continue;
-    }
-    if (extra.has(reference)) continue;
-    const stored = await storedResource(tx, owner, reference);
-    if (!stored) continue;
-    const copy = asMapped(stored);
+    if (sent) endCurrency(sent.resource, date);
+  }
+  const stored = await storedResources(tx, owner, references.filter((r) => !inFile.has(r) && !extra.has(r)));
+  for (const reference of references) {
+    const json = stored.get(reference);
+    if (!json) continue;
+    const copy = asMapped(json);
     if (endCurrency(copy.resource, date)) extra.set(reference, copy);
   }
 }
