@@ -34,7 +34,13 @@ export interface PreparedTable {
   /** Adjusts the assembled resources against the store before they are written; returns more to write. */
   reconcile?: (tx: Queryable, owner: string, resources: MappedResource[], incomplete: ReadonlySet<string>) => Promise<MappedResource[]>;
   /** Warnings about what was stored, for the answer (not errors: nothing is refused). */
-  review?: (tx: Queryable, stored: { resources: readonly MappedResource[]; linesOf(key: string): number[] }, messageId: number) => Promise<Issue[]>;
+  review?: (tx: Queryable, stored: StoredRows, messageId: number) => Promise<Issue[]>;
+}
+
+/** What a file stored: its resources, and the lines each (`Type/id`) was made from. */
+export interface StoredRows {
+  resources: readonly MappedResource[];
+  linesOf(key: string): number[];
 }
 
 /** The `partial` query parameter of an intake or a replay, read like an on/off setting; absent is off, anything unreadable 400. */

@@ -4,6 +4,7 @@ import type { MappedResource } from '../mapping/engine.js';
 import { DEFAULT_PURPOSE, visibilitySql } from '../store/access.js';
 import type { Queryable } from '../store/db.js';
 import { SqlParams } from '../store/sql.js';
+import type { StoredRows } from './table-intake.js';
 
 /**
  * An urgent (急変) Communication belongs to the facility that wrote it, like the records it is about: the
@@ -12,12 +13,6 @@ import { SqlParams } from '../store/sql.js';
  * the very condition every read applies; a recipient that cannot see it yet is reported to the sender as
  * a warning naming the row, so the facility knows to record the Consent or to phone.
  */
-
-export interface StoredRows {
-  resources: readonly MappedResource[];
-  /** The lines a resource (`Type/id`) was made from. */
-  linesOf(key: string): number[];
-}
 
 /** The recipients (Organization ids) that may not see the stored Communication now, for normal care. */
 async function blindRecipients(tx: Queryable, id: string, recipients: string[]): Promise<string[]> {
