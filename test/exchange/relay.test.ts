@@ -40,11 +40,26 @@ describe(`outbox relay (${stackName})`, () => {
     const added = await changes.getJobCounts();
     expect(added.waiting - before.waiting).toBe(queued.length);
 
-    // A crash after the add but before the mark: the rows are read again and re-added, which adds nothing.
+    // A claim released after the queue took the jobs (an add that failed part-way): the rows are claimed
+    // again and re-added, which adds nothing.
     await db.query('UPDATE outbox SET relayed_at = NULL WHERE seq = ANY($1::bigint[])', [queued.map((r) => r.seq)]);
     expect(await relay.relayOnce()).toBe(queued.length);
     expect((await changes.getJobCounts()).waiting).toBe(added.waiting);
     expect(await relay.relayOnce()).toBe(0);
+  });
+
+  it('queues a change whose relay claimed it and died before the queue took it: the reconciler adds it', async () => {
+    const { db, exchange } = stack.gateway.services;
+    const patientId = (await clinic.post('Patient', patient('RELAY-2'))).body.id;
+    const observation = (await clinic.post('Observation', bodyTemperature(patientId, 37.1, '2026-11-20T09:00:00+09:00'))).body;
+    // The claim as a relay commits it, a while ago; no job was added.
+    const { rows } = await db.query<{ seq: number }>(
+      `UPDATE outbox SET relayed_at = now() - interval '1 minute' WHERE id = $1 RETURNING seq`, [observation.id]);
+    const seq = Number(rows[0].seq);
+    expect(await exchange.changes.getJob(changeJobId(seq))).toBeUndefined();
+    const reconciler = new Reconciler(db, exchange.changes, exchange.deliveries, (refs) => exchange.enqueueDeliveries(refs), 1000);
+    expect((await reconciler.run()).changes).toBe(1);
+    expect((await exchange.changes.getJob(changeJobId(seq)))?.data).toMatchObject({ seq, resourceType: 'Observation', id: observation.id });
   });
 });
 
