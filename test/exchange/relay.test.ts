@@ -96,4 +96,23 @@ describe(`reconciliation of the store with the queue (${stackName})`, () => {
     await eventually(async () => (await adminDeliveries(stack, `subscription=${sub.id}&status=delivered`)).total === 1, 'the delivery');
     expect(receiver.applied).toHaveLength(1);
   });
+
+  it('sends again, with the same idempotency key, a delivery whose worker finished it but died before its settlement was committed', async () => {
+    const clinic = await organizationClient(stack, 'rec-clinic-2');
+    const patientId = (await clinic.post('Patient', patient('REC-2'))).body.id;
+    receiver.answerWith(() => 200);
+    const sub = await subscribe(clinic, criteriaSubscription(`${receiver.url}/handed-over`, `MedicationRequest?patient=Patient/${patientId}`));
+    await clinic.post('MedicationRequest', medicationRequest(patientId, 'REC-RX-2'));
+    const delivered = await eventually(async () => (await adminDeliveries(stack, `subscription=${sub.id}&status=delivered`)).deliveries[0], 'the delivery');
+    // The job is finished; the settlement handed to the ledger never reached the store.
+    const { db, exchange } = stack.gateway.services;
+    await db.query(`UPDATE delivery SET status = 'pending', delivered_at = NULL, updated_at = now() - interval '1 minute' WHERE id = $1`, [delivered.id]);
+    const reconciler = new Reconciler(db, exchange.changes, exchange.deliveries, (refs) => exchange.enqueueDeliveries(refs), 1000);
+    expect((await reconciler.run()).deliveries).toBe(1);
+    await eventually(async () => (await adminDeliveries(stack, `subscription=${sub.id}&status=delivered`)).total === 1, 'the delivery again');
+    const sent = receiver.requests.filter((r) => r.path.startsWith('/handed-over/'));
+    expect(sent).toHaveLength(2);
+    expect(new Set(sent.map((r) => r.headers['x-renkei-idempotency-key'])).size).toBe(1);
+    expect(receiver.applied.filter((r) => r.path.startsWith('/handed-over/'))).toHaveLength(1);
+  });
 });
