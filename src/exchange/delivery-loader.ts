@@ -11,6 +11,13 @@ interface Waiter {
   reject: (err: Error) => void;
 }
 
+/** The reads waiting for one subscriber and purpose of use, by delivery id. */
+interface Batch {
+  subscriber: string | null;
+  purpose: string;
+  waiters: Map<number, Waiter[]>;
+}
+
 /**
  * Reads deliveries for concurrent jobs together: the reads asked for in the same turn of the event
  * loop, or while two reads are already running, go in one statement per subscriber and purpose of use,
@@ -18,24 +25,24 @@ interface Waiter {
  * subscription's (the Subscription was changed since it was queued) is read again for the current one.
  */
 export class DeliveryLoader {
-  private pending = new Map<string, Map<number, Waiter[]>>();
+  private pending = new Map<string, Batch>();
   private scheduled = false;
   private inFlight = 0;
 
   constructor(private readonly db: Queryable) {}
 
   async load(id: number, subscriber: string | null, purpose = DEFAULT_PURPOSE): Promise<DeliveryRow | undefined> {
-    const row = await this.read1(id, subscriber, purpose);
+    const row = await this.ask(id, subscriber, purpose);
     if (!row || !row.purpose || row.purpose === purpose) return row;
-    return this.read1(id, subscriber, row.purpose);
+    return this.ask(id, subscriber, row.purpose);
   }
 
-  private read1(id: number, subscriber: string | null, purpose: string): Promise<DeliveryRow | undefined> {
+  private ask(id: number, subscriber: string | null, purpose: string): Promise<DeliveryRow | undefined> {
     return new Promise((resolve, reject) => {
       const key = JSON.stringify([subscriber, purpose]);
-      let ids = this.pending.get(key);
-      if (!ids) this.pending.set(key, (ids = new Map()));
-      ids.set(id, [...(ids.get(id) ?? []), { resolve, reject }]);
+      let batch = this.pending.get(key);
+      if (!batch) this.pending.set(key, (batch = { subscriber, purpose, waiters: new Map() }));
+      batch.waiters.set(id, [...(batch.waiters.get(id) ?? []), { resolve, reject }]);
       if (!this.scheduled && this.inFlight < MAX_IN_FLIGHT) {
         this.scheduled = true;
         setImmediate(() => this.flush());
@@ -48,14 +55,13 @@ export class DeliveryLoader {
     if (!this.pending.size) return;
     const batches = this.pending;
     this.pending = new Map();
-    for (const [key, waiters] of batches) {
-      const [subscriber, purpose] = JSON.parse(key) as [string | null, string];
-      const ids = [...waiters.keys()];
-      for (let i = 0; i < ids.length; i += MAX_BATCH) void this.read(subscriber, purpose, ids.slice(i, i + MAX_BATCH), waiters);
+    for (const batch of batches.values()) {
+      const ids = [...batch.waiters.keys()];
+      for (let i = 0; i < ids.length; i += MAX_BATCH) void this.read(batch, ids.slice(i, i + MAX_BATCH));
     }
   }
 
-  private async read(subscriber: string | null, purpose: string, ids: number[], waiters: Map<number, Waiter[]>): Promise<void> {
+  private async read({ subscriber, purpose, waiters }: Batch, ids: number[]): Promise<void> {
     this.inFlight++;
     try {
       const rows = new Map((await loadDeliveries(this.db, ids, subscriber, purpose)).map((r) => [r.id, r]));
