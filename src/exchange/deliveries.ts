@@ -2,7 +2,7 @@ import type { Database, Queryable } from '../store/db.js';
 import { visibilitySql } from '../store/access.js';
 import { SqlParams } from '../store/sql.js';
 import { appendAudit, type AuditRow } from '../store/write-batch.js';
-import { prepared } from './prepared.js';
+import { preparedStatement } from '../store/prepared.js';
 
 /** A committed change, as the relay reads it from the outbox (the `changes` job's data). */
 export interface Change {
@@ -42,7 +42,7 @@ const STREAM_LOCK = 7_160_504;
 async function lockStreams(tx: Queryable, keys: (string | null)[], embedded: boolean): Promise<void> {
   const distinct = [...new Set(keys.filter((k): k is string => k !== null))].sort();
   if (!distinct.length) return;
-  await tx.query(prepared(embedded,
+  await tx.query(preparedStatement(!embedded,
     'SELECT pg_advisory_xact_lock($1, hashtext(k)) FROM (SELECT k FROM unnest($2::text[]) AS k ORDER BY k) ordered',
     [STREAM_LOCK, distinct],
   ));
@@ -62,7 +62,7 @@ export async function recordMatches(db: Database, change: Change, subscribers: {
   const orderKey = orderKeyOf(change);
   return db.transaction(async (tx) => {
     await lockStreams(tx, [orderKey], db.embedded);
-    const { rows } = await tx.query<DeliveryJobRef>(prepared(db.embedded,
+    const { rows } = await tx.query<DeliveryJobRef>(preparedStatement(!db.embedded,
       `WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(sub text, subscriber text, purpose text)),
        fresh AS (SELECT x.sub, x.subscriber FROM x WHERE NOT EXISTS (SELECT 1 FROM delivery d WHERE d.kind = 'event'
          AND d.subscription_id = x.sub AND d.resource_type = $3 AND d.resource_id = $4 AND d.version_id = $5)),
@@ -165,7 +165,7 @@ export async function loadDeliveries(db: Queryable, ids: number[], subscriber: s
 export async function parkBehindEarlier(db: Database, row: Pick<DeliveryRow, 'id' | 'subscription_id' | 'order_key'>): Promise<boolean> {
   return db.transaction(async (tx) => {
     await lockStreams(tx, [row.order_key], db.embedded);
-    const { rowCount } = await tx.query(prepared(db.embedded,
+    const { rowCount } = await tx.query(preparedStatement(!db.embedded,
       `UPDATE delivery d SET queued = false, updated_at = now() WHERE d.id = $1 AND d.status = 'pending'
          AND EXISTS (SELECT 1 FROM delivery p WHERE p.subscription_id = d.subscription_id AND p.order_key = d.order_key
            AND p.status = 'pending' AND p.change_seq < d.change_seq)`,
@@ -215,7 +215,7 @@ export interface SettleResult {
 export async function settle(db: Database, batch: Settlement[]): Promise<SettleResult> {
   return db.transaction(async (tx) => {
     await lockStreams(tx, batch.filter((s) => s.kind === 'event').map((s) => s.orderKey), db.embedded);
-    const { rows } = await tx.query<{ what: 'settled' | 'woken' | 'activated'; id: string; generation: number | null; subscriber: string | null; purpose: string | null }>(prepared(db.embedded,
+    const { rows } = await tx.query<{ what: 'settled' | 'woken' | 'activated'; id: string; generation: number | null; subscriber: string | null; purpose: string | null }>(preparedStatement(!db.embedded,
       `WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(id bigint, status text, tried int, http int, err text)),
        upd AS (UPDATE delivery d SET status = x.status, attempts = d.attempts + x.tried,
            last_http_status = COALESCE(x.http, d.last_http_status), last_error = COALESCE(x.err, d.last_error),

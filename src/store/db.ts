@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import pg from 'pg';
 import { log } from '../logger.js';
 import { EmbeddedServer } from './embedded-server.js';
+import { preparedStatement } from './prepared.js';
 
 /** Anything that runs SQL: the pool, or one connection inside a transaction. */
 export interface Queryable {
@@ -51,27 +51,6 @@ async function openEmbedded(options: DatabaseOptions): Promise<Database> {
   });
 }
 
-const statementNames = new Map<string, string>();
-const MAX_NAMED_STATEMENTS = 2000;
-
-/**
- * On a PostgreSQL server a parameterised statement is prepared once per connection and then only
- * bound: planning often costs more than running the gateway's short index lookups. Statements are
- * named by the digest of their text (names are cut at 63 bytes); past MAX_NAMED_STATEMENTS distinct
- * texts, new ones stay unnamed so no connection accumulates prepared statements without bound.
- * Not on the embedded store: its connections share one backend session, where a name prepared by one
- * connection would collide with the same name prepared by the next.
- */
-function namedStatement(text: string, values: unknown[]): pg.QueryConfig {
-  let name = statementNames.get(text);
-  if (name === undefined) {
-    if (statementNames.size >= MAX_NAMED_STATEMENTS) return { text, values };
-    name = `q_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
-    statementNames.set(text, name);
-  }
-  return { name, text, values };
-}
-
 function wrapPool(url: string, embedded: boolean, poolSize: number, onClose: () => Promise<void>): Database {
   const pool = new pg.Pool({ connectionString: url, max: poolSize, idleTimeoutMillis: 30_000 });
   pool.on('error', (err) => log.warn({ err: err.message }, 'idle database connection failed'));
@@ -83,7 +62,7 @@ function wrapPool(url: string, embedded: boolean, poolSize: number, onClose: () 
     query: ((textOrConfig: string | pg.QueryConfig, values?: unknown[]) =>
       embedded || typeof textOrConfig !== 'string' || !values?.length
         ? pool.query(textOrConfig as string, values)
-        : pool.query(namedStatement(textOrConfig, values))) as Queryable['query'],
+        : pool.query(preparedStatement(true, textOrConfig, values))) as Queryable['query'],
     async transaction(fn) {
       const client = await pool.connect();
       try {

@@ -2,19 +2,22 @@ import { createHash } from 'node:crypto';
 import type pg from 'pg';
 
 const names = new Map<string, string>();
+const MAX_NAMED_STATEMENTS = 2000;
 
 /**
- * A statement prepared once per connection on a PostgreSQL server, so that each run is only bound, not
- * planned again. Not on the embedded store (`prepare` false): its connections share one backend session,
- * where a second PREPARE of the same name fails. PostgreSQL truncates names at 63 bytes, so a statement
- * is named by the digest of its text; the set of texts is expected to stay small (the names are cached).
+ * On a PostgreSQL server a parameterised statement is prepared once per connection and then only
+ * bound: planning often costs more than running the gateway's short index lookups. Statements are
+ * named by the digest of their text (names are cut at 63 bytes); past MAX_NAMED_STATEMENTS distinct
+ * texts, new ones stay unnamed so no connection accumulates prepared statements without bound.
+ * Not on the embedded store (`prepare` false): its connections share one backend session, where a
+ * name prepared by one connection would collide with the same name prepared by the next.
  */
 export function preparedStatement(prepare: boolean, text: string, values: unknown[]): pg.QueryConfig {
   if (!prepare) return { text, values };
   let name = names.get(text);
-  if (!name) {
-    name = `s_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
-    if (names.size > 1000) names.clear();
+  if (name === undefined) {
+    if (names.size >= MAX_NAMED_STATEMENTS) return { text, values };
+    name = `q_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
     names.set(text, name);
   }
   return { name, text, values };
