@@ -8,6 +8,8 @@ export interface NotificationAuditFacts {
   kind: 'event' | 'handshake' | 'heartbeat';
   /** Host of the endpoint the notification went to. */
   endpointHost: string;
+  /** The Subscription's purpose of use, for which the notification was checked against Consent. */
+  purpose: string;
   /** For an event: the resource version disclosed, its owner and patient. */
   resource?: { type: string; id: string; versionId: number; owner: string | null; patientId: string | null };
   eventNumber?: number | null;
@@ -44,7 +46,7 @@ export function notificationAudit(facts: NotificationAuditFacts): AuditRow {
     action: 'E',
     recorded: recorded.toISOString(),
     outcome: '0',
-    purposeOfEvent: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'TREAT' }] }],
+    purposeOfEvent: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: facts.purpose }] }],
     agent: [
       {
         type: { coding: [{ system: 'http://dicom.nema.org/resources/ontology/DCM', code: '110153', display: 'Source Role ID' }] },
@@ -74,7 +76,7 @@ export function notificationAudit(facts: NotificationAuditFacts): AuditRow {
     owner: facts.resource?.owner ?? null,
     patientId: facts.resource?.patientId ?? null,
     entity: [...(resourceRef ? [resourceRef] : []), subscriptionRef],
-    purpose: 'TREAT',
+    purpose: facts.purpose,
     json: JSON.stringify(event),
   };
 }

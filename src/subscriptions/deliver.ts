@@ -5,6 +5,7 @@ import { afterFailure } from '../exchange/retry.js';
 import type { ExchangeSettings } from '../exchange/settings.js';
 import { deliveryLatency, deliveryOutcomes } from '../exchange/metrics.js';
 import { log } from '../logger.js';
+import { DEFAULT_PURPOSE } from '../store/access.js';
 import type { Database } from '../store/db.js';
 import { notificationAudit } from './audit.js';
 import { hostOf } from './endpoint-policy.js';
@@ -154,6 +155,7 @@ function auditFacts(spec: SubscriptionSpec, row: DeliveryRow) {
     subscriber: row.subscriber,
     kind: row.kind,
     endpointHost: hostOf(new URL(spec.endpoint)),
+    purpose: row.purpose ?? DEFAULT_PURPOSE,
     eventNumber: row.event_number,
     resource: row.kind === 'event'
       ? { type: row.resource_type!, id: row.resource_id!, versionId: row.version_id!, owner: row.data_owner, patientId: row.patient_id }

@@ -81,6 +81,11 @@ describe(`subscription rules: owner, purpose of use, topic filters, max-count ($
     await changesMatched(t.stack, [med.id]);
     expect(t.receiver.applied.map((r) => r.path)).toEqual([`/caremgt/MedicationRequest/${med.id}`]);
     expect((await adminDeliveries(t.stack, `subscription=${treat.id}`)).total).toBe(0);
+    const audit = await eventually(async () => {
+      const res = await t.clinic.get(`AuditEvent?entity=Subscription/${created.body.id}&subtype=notification`);
+      return res.body.total === 1 ? res.body.entry[0].resource : undefined;
+    }, 'the notification AuditEvent');
+    expect(audit.purposeOfEvent).toEqual([{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'CAREMGT' }] }]);
 
     // The declared purpose must be the request's own, and never break-glass.
     const mismatch = await t.facility.post('Subscription', {
