@@ -79,8 +79,9 @@ export async function recordMatches(db: Database, change: Change, subscribers: {
        matched AS (UPDATE outbox SET matched_at = now() WHERE seq = $2 AND matched_at IS NULL)
        SELECT i.id, i.generation, i.subscriber, x.purpose FROM ins i JOIN x ON x.sub = i.subscription_id WHERE i.queued
        UNION ALL
-       SELECT d.id, d.generation, d.subscriber, x.purpose FROM delivery d JOIN x ON x.sub = d.subscription_id
-       WHERE d.change_seq = $2 AND d.kind = 'event' AND d.status = 'pending' AND d.queued`,
+       SELECT d.id, d.generation, d.subscriber, x.purpose FROM x JOIN delivery d ON d.kind = 'event' AND d.subscription_id = x.sub
+         AND d.resource_type = $3 AND d.resource_id = $4 AND d.version_id = $5
+       WHERE d.status = 'pending' AND d.queued`,
       [JSON.stringify(subscribers.map((s) => ({ sub: s.id, subscriber: s.owner, purpose: s.purpose }))), change.seq, change.resourceType, change.id,
         change.versionId, change.action, change.owner, change.patientId, orderKey, change.committedAt],
     ));
@@ -220,14 +221,12 @@ export async function settle(db: Database, batch: Settlement[]): Promise<SettleR
        upd AS (UPDATE delivery d SET status = x.status, attempts = d.attempts + x.tried,
            last_http_status = COALESCE(x.http, d.last_http_status), last_error = COALESCE(x.err, d.last_error),
            delivered_at = CASE WHEN x.status = 'delivered' THEN now() END, updated_at = now()
-         FROM x WHERE d.id = x.id AND d.status = 'pending' RETURNING d.id, d.subscription_id, d.order_key, d.kind, d.status),
+         FROM x WHERE d.id = ANY($2::bigint[]) AND d.id = x.id AND d.status = 'pending' RETURNING d.id, d.subscription_id, d.order_key, d.kind, d.status),
        next AS (UPDATE delivery n SET queued = true, generation = n.generation + 1, updated_at = now()
          WHERE n.id IN (
-           SELECT DISTINCT ON (p.subscription_id, p.order_key) p.id FROM delivery p
-           JOIN (SELECT DISTINCT subscription_id, order_key FROM upd WHERE kind = 'event') s
-             ON p.subscription_id = s.subscription_id AND p.order_key = s.order_key
-           WHERE p.status = 'pending' AND p.id NOT IN (SELECT id FROM upd)
-           ORDER BY p.subscription_id, p.order_key, p.change_seq)
+           SELECT first.id FROM (SELECT DISTINCT subscription_id, order_key FROM upd WHERE kind = 'event') s
+           CROSS JOIN LATERAL (SELECT p.id FROM delivery p WHERE p.subscription_id = s.subscription_id AND p.order_key = s.order_key
+             AND p.status = 'pending' AND p.id NOT IN (SELECT id FROM upd) ORDER BY p.change_seq LIMIT 1) first)
          AND NOT n.queued RETURNING n.id, n.generation, n.subscriber,
            (SELECT st.purpose FROM subscription_state st WHERE st.id = n.subscription_id) AS purpose),
        touched AS (SELECT s.id, (s.status = 'error' OR (s.status = 'requested' AND EXISTS (SELECT 1 FROM upd u
@@ -243,7 +242,8 @@ export async function settle(db: Database, batch: Settlement[]): Promise<SettleR
        SELECT 'settled' AS what, id::text AS id, NULL::int AS generation, NULL::text AS subscriber, NULL::text AS purpose FROM upd
        UNION ALL SELECT 'woken', id::text, generation, subscriber, purpose FROM next
        UNION ALL SELECT 'activated', id, NULL, NULL, NULL FROM touch WHERE activate`,
-      [JSON.stringify(batch.map((s) => ({ id: s.id, status: s.status, tried: s.tried, http: s.httpStatus ?? null, err: s.error?.slice(0, 1000) ?? null })))],
+      [JSON.stringify(batch.map((s) => ({ id: s.id, status: s.status, tried: s.tried, http: s.httpStatus ?? null, err: s.error?.slice(0, 1000) ?? null }))),
+        batch.map((s) => s.id)],
     ));
     const done = new Set(rows.filter((r) => r.what === 'settled').map((r) => Number(r.id)));
     const audit = batch.flatMap((s) => (done.has(s.id) && s.audit ? [s.audit] : []));

@@ -6,11 +6,12 @@ import type { Database } from './db.js';
  * this its statistics would describe an empty store for ever and every search would be planned for
  * one; a PostgreSQL server's autovacuum may also lag far behind a bulk load. Every committed resource
  * write takes an outbox sequence number, so the sequence tells how much changed since the last look:
- * past 500 rows plus 10 % of the store (autovacuum's own rule), the tables searches read are analysed.
+ * past 500 rows plus 10 % of the store (autovacuum's own rule), the tables searches and notifications
+ * read are analysed.
  */
 const TABLES = [
   'resource', 'resource_version', 'sp_token', 'sp_string', 'sp_date', 'sp_number', 'sp_reference', 'sp_uri',
-  'consent_grant', 'audit_event', 'outbox',
+  'consent_grant', 'audit_event', 'outbox', 'delivery', 'subscription_state',
 ];
 const BASE_THRESHOLD = 500;
 const SCALE = 0.1;
