@@ -3,7 +3,8 @@
  * throughput (each change notifies 200 subscriptions), and, measured in the same run on the same kind of
  * queue, BullMQ's bare add→process rate as the baseline. Embedded: serve runs the workers; servers: an
  * API process and a worker process on PostgreSQL and Redis.
- * Run alone: node --import tsx bench/exchange.ts (after npm run build; BENCH_STACKS, BENCH_EXCHANGE_CHANGES).
+ * Run alone: node --import tsx bench/exchange.ts (after npm run build; BENCH_STACKS, BENCH_EXCHANGE_CHANGES,
+ * BENCH_FANOUT_CHANGES: changes in the fan-out, 20 by default; 100 leaves a backlog of 20,000 pending deliveries).
  * BENCH_WORKER_NODE_ARGS adds Node flags to `renkei worker` (e.g. `--cpu-prof --cpu-prof-dir=prof`).
  */
 import { spawn } from 'node:child_process';
@@ -23,7 +24,7 @@ const ADMIN_TOKEN = 'bench-admin-token';
 const CHANGES = Number(process.env.BENCH_EXCHANGE_CHANGES ?? 2000);
 const RATE = 100;
 const FANOUT = 200;
-const FANOUT_CHANGES = 20;
+const FANOUT_CHANGES = Number(process.env.BENCH_FANOUT_CHANGES ?? 20);
 const MAIN = fileURLToPath(new URL('../dist/src/main.js', import.meta.url));
 
 export interface ExchangeReport {

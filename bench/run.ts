@@ -3,7 +3,8 @@
  * the same run (bare `pg` inserts of the same resources into the same kind of store).
  * Settings: BENCH_RESOURCES (default 100000), BENCH_CREATES (5000), BENCH_STACKS (embedded,servers),
  * BENCH_DATABASE_URL / BENCH_REDIS_URL (default the local PostgreSQL and Redis), BENCH_PARTS
- * (store,consent,exchange,ingest), BENCH_EXCHANGE_CHANGES (2000), BENCH_CONSENT_SEARCHES (3000 each).
+ * (store,consent,exchange,ingest), BENCH_EXCHANGE_CHANGES (2000), BENCH_FANOUT_CHANGES (20 changes × 200
+ * subscriptions), BENCH_CONSENT_SEARCHES (3000 each).
  * ingest (HL7 v2 RDE^O11, see bench/ingest.ts): BENCH_INGEST_PARSES (5000 messages parsed and mapped in
  * process), BENCH_INGEST_MESSAGES (1000 per transport for throughput, after 200 to warm up),
  * BENCH_INGEST_SENDERS (16 concurrent HTTP senders / MLLP connections), BENCH_INGEST_PACED_SECONDS (10 s
