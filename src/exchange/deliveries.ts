@@ -135,7 +135,8 @@ export interface DeliveryRow {
 
 /**
  * Reads deliveries of one subscriber in one statement: its Organization's view, for the purpose of use
- * given, decides what is visible.
+ * given, decides what is visible. The earlier-unmatched-change test is written as index
+ * outbox_unmatched_stream's expression (the order key), so it is one probe however long the backlog.
  */
 export async function loadDeliveries(db: Queryable, ids: number[], subscriber: string | null, purpose: string): Promise<DeliveryRow[]> {
   const params = new SqlParams();
