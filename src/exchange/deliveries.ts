@@ -89,10 +89,11 @@ export async function recordMatches(db: Database, change: Change, subscribers: {
   });
 }
 
-/** A handshake or heartbeat for one subscription. */
+/** A handshake or heartbeat for one subscription (its job carries the subscription's purpose of use). */
 export async function createControlDelivery(db: Queryable, subscriptionId: string, subscriber: string | null, kind: 'handshake' | 'heartbeat'): Promise<DeliveryJobRef> {
   const { rows } = await db.query<DeliveryJobRef>(
-    `INSERT INTO delivery (subscription_id, subscriber, kind) VALUES ($1, $2, $3) RETURNING id, generation, subscriber`,
+    `INSERT INTO delivery (subscription_id, subscriber, kind) VALUES ($1, $2, $3)
+     RETURNING id, generation, subscriber, (SELECT purpose FROM subscription_state WHERE id = $1) AS purpose`,
     [subscriptionId, subscriber, kind],
   );
   return rows[0];

@@ -97,7 +97,8 @@ export class Reconciler {
     if (!ids.length) return 0;
     const { rows } = await this.db.query<DeliveryJobRef>(
       `UPDATE delivery SET queued = true, generation = generation + 1, updated_at = now()
-       WHERE id = ANY($1::bigint[]) AND status = 'pending' ${condition} RETURNING id, generation, subscriber`, [ids]);
+       WHERE id = ANY($1::bigint[]) AND status = 'pending' ${condition}
+       RETURNING id, generation, subscriber, (SELECT st.purpose FROM subscription_state st WHERE st.id = delivery.subscription_id) AS purpose`, [ids]);
     await this.enqueueDeliveries(rows);
     return rows.length;
   }
