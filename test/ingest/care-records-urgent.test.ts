@@ -79,7 +79,7 @@ describe(`urgent care records over HTTP (${stackName})`, () => {
     expect(res.status).toBe(422);
     const issues = outcomeOf(res.text).issue;
     expect(issues.map((i) => i.expression?.[0])).toEqual(['line 3, column 急変', 'line 4, column 急変']);
-    expect(issues[0].diagnostics).toMatch(/^line 3, column 急変: .*"2" is not one of 1, １, TRUE/);
+    expect(issues[0].diagnostics).toMatch(/^line 3, column 急変: .*"2" is not one of 0, 1, １, TRUE, .*急変, ０, FALSE, .*なし/);
     const stored = (await sakura.get(`Observation?subject=Patient/${residents.get('R-0044')}&_count=100`)).body.entry.map((e: any) => e.resource);
     expect(stored.length).toBeGreaterThan(0);
     expect(stored.filter((o: any) => o.effectiveDateTime.startsWith('2026-11-23'))).toEqual([]);
