@@ -1,5 +1,4 @@
 import type { Resource } from '@medplum/fhirtypes';
-import type { PoolClient } from 'pg';
 import { checkScope, type AuthContext } from '../auth/context.js';
 import type { Caller } from '../fhir/caller.js';
 import { FhirError } from '../fhir/outcome.js';
@@ -34,7 +33,7 @@ export interface ApplyContext {
    * Records the outcome in the same transaction (e.g. the message's status), and the resources' clocks
    * with it in one statement; when absent the clocks are written here.
    */
-  finish?: (tx: PoolClient, applied: Applied, clocks: Clocks | undefined) => Promise<void>;
+  finish?: (tx: Queryable, applied: Applied, clocks: Clocks | undefined) => Promise<void>;
 }
 
 /** Resources a message wrote or found unchanged, and its time: each remembers the message that wrote it last. */
@@ -71,10 +70,10 @@ export class ApplyError extends Error {
 }
 
 /** The store seen through one open transaction, so processBundle's transaction joins the message's own. */
-export function boundTo(services: Services, tx: PoolClient): { services: Services; fhir: FhirService } {
+export function boundTo(services: Services, tx: Queryable): { services: Services; fhir: FhirService } {
   const db: Database = {
     ...services.db,
-    query: tx.query.bind(tx) as Queryable['query'],
+    query: tx.query.bind(tx),
     transaction: (fn) => fn(tx),
   };
   const bound = { ...services, db };
@@ -134,7 +133,7 @@ function withoutMeta(resource: Json): Json {
   return rest;
 }
 
-export async function applyMapped(tx: PoolClient, ctx: ApplyContext, input: readonly MappedResource[]): Promise<Applied> {
+export async function applyMapped(tx: Queryable, ctx: ApplyContext, input: readonly MappedResource[]): Promise<Applied> {
   const { fhir } = boundTo(ctx.services, tx);
   const mapped = input.map((m) => ({ ...m, resource: structuredClone(m.resource) }));
   await adoptExistingIds(fhir, ctx.caller, mapped, tx);
@@ -175,7 +174,7 @@ export async function applyMapped(tx: PoolClient, ctx: ApplyContext, input: read
  * in the open transaction, with the rows already locked: each is validated once, here, before the store.
  */
 async function writeVersions(
-  fhir: FhirService, ctx: ApplyContext, tx: PoolClient, toWrite: readonly { m: MappedResource; stored: StoredResource | null }[],
+  fhir: FhirService, ctx: ApplyContext, tx: Queryable, toWrite: readonly { m: MappedResource; stored: StoredResource | null }[],
 ): Promise<string[]> {
   const writes: PreparedWrite[] = [];
   const written: string[] = [];

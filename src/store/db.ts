@@ -19,7 +19,7 @@ export interface Database extends Queryable {
   readonly embedded: boolean;
   readonly pool: pg.Pool;
   /** Runs fn inside BEGIN … COMMIT on one connection; any throw rolls back. */
-  transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (client: Queryable) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -51,6 +51,17 @@ async function openEmbedded(options: DatabaseOptions): Promise<Database> {
   });
 }
 
+/**
+ * A query function that prepares parameterised statements (see preparedStatement) on a PostgreSQL
+ * server; statements without parameters, and query configs, go as given.
+ */
+function preparing(target: pg.Pool | pg.PoolClient, prepare: boolean): Queryable['query'] {
+  return ((textOrConfig: string | pg.QueryConfig, values?: unknown[]) =>
+    !prepare || typeof textOrConfig !== 'string' || !values?.length
+      ? target.query(textOrConfig as string, values)
+      : target.query(preparedStatement(true, textOrConfig, values))) as Queryable['query'];
+}
+
 function wrapPool(url: string, embedded: boolean, poolSize: number, onClose: () => Promise<void>): Database {
   const pool = new pg.Pool({ connectionString: url, max: poolSize, idleTimeoutMillis: 30_000 });
   pool.on('error', (err) => log.warn({ err: err.message }, 'idle database connection failed'));
@@ -59,15 +70,12 @@ function wrapPool(url: string, embedded: boolean, poolSize: number, onClose: () 
     url,
     embedded,
     pool,
-    query: ((textOrConfig: string | pg.QueryConfig, values?: unknown[]) =>
-      embedded || typeof textOrConfig !== 'string' || !values?.length
-        ? pool.query(textOrConfig as string, values)
-        : pool.query(preparedStatement(true, textOrConfig, values))) as Queryable['query'],
+    query: preparing(pool, !embedded),
     async transaction(fn) {
       const client = await pool.connect();
       try {
         await client.query('BEGIN');
-        const result = await fn(client);
+        const result = await fn({ query: preparing(client, !embedded) });
         await client.query('COMMIT');
         return result;
       } catch (err) {
