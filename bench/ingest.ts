@@ -8,7 +8,7 @@
  * Every ACK must be AA. Run alone: node --import tsx bench/ingest.ts (after npm run build; BENCH_STACKS,
  * BENCH_INGEST_MESSAGES, BENCH_INGEST_SENDERS, BENCH_INGEST_PACED_SECONDS, BENCH_INGEST_PARSES).
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import type { MappedResource } from '../src/mapping/engine.js';
 import { startGatewayProcess, type GatewayProcess } from './gateway-process.js';
@@ -52,6 +52,8 @@ const hl7 = (send: Send): Channel<Buffer> => ({ prepare: (m) => m, send });
 /** One gateway run: its process, and the orders acknowledged so far (one MedicationRequest each). */
 interface Run {
   gatewayPid: number;
+  /** The store is a PostgreSQL server on this machine (its CPU is measured too). */
+  serverStore: boolean;
   orders: number;
 }
 
@@ -59,12 +61,28 @@ export interface Throughput {
   perSec: number;
   /** CPU time of the gateway process per message. */
   cpuMs: number;
+  /** CPU time of the PostgreSQL server's processes per message (0 on the embedded store: it runs inside the gateway). */
+  storeCpuMs: number;
 }
 
 /** utime + stime of a process, in ms (Linux clock ticks of 10 ms). */
 function cpuMsOf(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
   return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** utime + stime of every PostgreSQL server process on this machine, in ms. */
+function postgresCpuMs(): number {
+  let total = 0;
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) === 'postgres') total += cpuMsOf(Number(pid));
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return total;
 }
 
 const ordersOf = (message: Buffer) => message.toString('latin1').split('\rORC|').length - 1;
@@ -82,8 +100,13 @@ async function throughput<T>(run: Run, prefix: string, channel: Channel<T>): Pro
   await sendAll(prepared(channel, `${prefix}W`, WARM_UP));
   const batch = prepared(channel, `${prefix}T`, MESSAGES);
   const cpuBefore = cpuMsOf(run.gatewayPid);
+  const storeBefore = run.serverStore ? postgresCpuMs() : 0;
   const { seconds } = await sendAll(batch);
-  return { perSec: MESSAGES / seconds, cpuMs: (cpuMsOf(run.gatewayPid) - cpuBefore) / MESSAGES };
+  return {
+    perSec: MESSAGES / seconds,
+    cpuMs: (cpuMsOf(run.gatewayPid) - cpuBefore) / MESSAGES,
+    storeCpuMs: run.serverStore ? (postgresCpuMs() - storeBefore) / MESSAGES : 0,
+  };
 }
 
 /** RATE messages/s whatever the answers do (open loop); each latency from sending to the answer. */
@@ -180,16 +203,16 @@ export async function benchIngest(stack: BenchStack, port: number): Promise<Inge
   try {
     clinic = await registerClinic(gateway.url);
     for (let i = 0; i < SENDERS; i++) links.push(await MllpLink.connect(mllpPort));
-    const run: Run = { gatewayPid: gateway.child.pid!, orders: 0 };
+    const run: Run = { gatewayPid: gateway.child.pid!, serverStore: stack.name === 'servers', orders: 0 };
     const overHttp = hl7(clinic.sendHl7.bind(clinic));
     const asFhir = fhirTransactions(clinic);
 
     const http = await throughput(run, 'H', overHttp);
-    log(stack, `HTTP: ${fmt(http.perSec, 0)} messages/s (${SENDERS} concurrent senders), gateway CPU ${fmt(http.cpuMs)} ms/message`);
+    log(stack, `HTTP: ${fmt(http.perSec, 0)} messages/s (${SENDERS} concurrent senders), gateway CPU ${fmt(http.cpuMs)} ms/message${storeCpu(http)}`);
     const mllp = await throughput(run, 'M', hl7(oneInFlightEach(links)));
-    log(stack, `MLLP: ${fmt(mllp.perSec, 0)} messages/s (${SENDERS} connections, one message in flight each), gateway CPU ${fmt(mllp.cpuMs)} ms/message`);
+    log(stack, `MLLP: ${fmt(mllp.perSec, 0)} messages/s (${SENDERS} connections, one message in flight each), gateway CPU ${fmt(mllp.cpuMs)} ms/message${storeCpu(mllp)}`);
     const fhir = await throughput(run, 'F', asFhir);
-    log(stack, `FHIR transactions of the same writes: ${fmt(fhir.perSec, 0)}/s (${SENDERS} concurrent), gateway CPU ${fmt(fhir.cpuMs)} ms/transaction`);
+    log(stack, `FHIR transactions of the same writes: ${fmt(fhir.perSec, 0)}/s (${SENDERS} concurrent), gateway CPU ${fmt(fhir.cpuMs)} ms/transaction${storeCpu(fhir)}`);
 
     const steady = async <T>(label: string, prefix: string, channel: Channel<T>, capacity: Throughput) => {
       if (capacity.perSec < RATE) return void log(stack, `${label} at ${RATE}/s: not run, ${fmt(capacity.perSec, 0)}/s at most`);
@@ -216,6 +239,8 @@ async function expectStoredOrders(clinic: ClinicClient, expected: number): Promi
   if (found.total !== expected) throw new Error(`${found.total} MedicationRequests stored, ${expected} expected`);
 }
 
+const storeCpu = (t: Throughput) => (t.storeCpuMs ? `, PostgreSQL CPU ${fmt(t.storeCpuMs)} ms` : '');
+
 function log(stack: BenchStack, message: string): void {
   console.log(`[${stack.name}] ${message}`);
 }
@@ -239,6 +264,7 @@ export function printIngestReport(parsing: ParseReport | undefined, reports: Ing
   row('HTTP ingest ÷ FHIR transactions', (r) => `${fmt((100 * r.http.perSec) / r.fhir.perSec, 0)} %`);
   row('MLLP ingest ÷ FHIR transactions', (r) => `${fmt((100 * r.mllp.perSec) / r.fhir.perSec, 0)} %`);
   row('gateway CPU ms per message: HTTP / MLLP / FHIR transaction', (r) => `${fmt(r.http.cpuMs)} / ${fmt(r.mllp.cpuMs)} / ${fmt(r.fhir.cpuMs)}`);
+  row('PostgreSQL CPU ms per message: HTTP / MLLP / FHIR transaction (servers)', (r) => (r.http.storeCpuMs ? `${fmt(r.http.storeCpuMs)} / ${fmt(r.mllp.storeCpuMs)} / ${fmt(r.fhir.storeCpuMs)}` : '—'));
   row(`HTTP ACK p50 / p99 (ms) at ${RATE} messages/s`, (r) => pair(r.httpAck, r.http));
   row(`MLLP ACK p50 / p99 (ms) at ${RATE} messages/s`, (r) => pair(r.mllpAck, r.mllp));
   row(`FHIR transaction p50 / p99 (ms) at ${RATE}/s (baseline)`, (r) => pair(r.fhirLatency, r.fhir));
