@@ -6,12 +6,14 @@ import type { Database } from './db.js';
  * this its statistics would describe an empty store for ever and every search would be planned for
  * one; a PostgreSQL server's autovacuum may also lag far behind a bulk load. Every committed resource
  * write takes an outbox sequence number, so the sequence tells how much changed since the last look:
- * past 500 rows plus 10 % of the store (autovacuum's own rule), the tables searches and notifications
- * read are analysed.
+ * past 500 rows plus 10 % of the store (autovacuum's own rule), the tables searches, ingest and
+ * notifications read are analysed. Statements are prepared once per connection, and a plan cached
+ * while the store was small (a seq scan of a table of a few hundred rows) is replanned only when its
+ * tables are analysed: hence a look every few seconds, which costs two one-row reads.
  */
 const TABLES = [
   'resource', 'resource_version', 'sp_token', 'sp_string', 'sp_date', 'sp_number', 'sp_reference', 'sp_uri',
-  'consent_grant', 'audit_event', 'outbox', 'delivery', 'subscription_state',
+  'consent_grant', 'audit_event', 'outbox', 'delivery', 'subscription_state', 'ingest_message', 'ingest_resource_clock',
 ];
 const BASE_THRESHOLD = 500;
 const SCALE = 0.1;
@@ -24,7 +26,7 @@ export interface StatisticsKeeper {
   stop(): void;
 }
 
-export function keepStatistics(db: Database, intervalMs = 30_000): StatisticsKeeper {
+export function keepStatistics(db: Database, intervalMs = 5_000): StatisticsKeeper {
   let analysedAt = -1;
   let running: Promise<boolean> | undefined;
   const check = async (): Promise<boolean> => {

@@ -70,6 +70,16 @@ class Statement {
     return `$${this.values.length}::json`;
   }
 
+  /**
+   * Keys as a plain array parameter, for `= ANY(…)` on an indexed column: a joined row set (json_to_recordset)
+   * is guessed at 100 rows, and against a table of a few thousand rows the planner would then read the
+   * whole table to delete the rows of one resource.
+   */
+  keys(values: string[]): string {
+    this.values.push(values);
+    return `$${this.values.length}::text[]`;
+  }
+
   cte(name: string, sql: string): void {
     this.ctes.push(`${name} AS (${sql})`);
   }
@@ -119,15 +129,13 @@ const INDEX_TABLES: { table: keyof IndexRows; columns: [column: string, type: st
 
 function addIndexRows(s: Statement, writes: PreparedWrite[]): void {
   const replaced = writes.filter((w) => w.replacesIndex);
-  const replacedRows = replaced.length ? s.rows(JSON.stringify(replaced.map((w) => ({ t: w.resourceType, id: w.id })))) : '';
+  // The (resource_type, id) index finds every type × id pair; the exact pairs are then kept.
+  const replacedKeys = replaced.length
+    ? `t.resource_type = ANY(${s.keys([...new Set(replaced.map((w) => w.resourceType))])}) AND t.id = ANY(${s.keys([...new Set(replaced.map((w) => w.id))])})
+         AND t.resource_type || '/' || t.id = ANY(${s.keys(replaced.map((w) => `${w.resourceType}/${w.id}`))})`
+    : '';
   for (const { table, columns: cols } of INDEX_TABLES) {
-    if (replaced.length) {
-      s.cte(
-        `del_${table}`,
-        `DELETE FROM sp_${table} t USING json_to_recordset(${replacedRows}) AS u(t text, id text)
-         WHERE t.resource_type = u.t AND t.id = u.id`,
-      );
-    }
+    if (replaced.length) s.cte(`del_${table}`, `DELETE FROM sp_${table} t WHERE ${replacedKeys}`);
     const parts: string[] = [];
     for (const w of writes) {
       const rows = w.index[table] as unknown as Record<string, unknown>[];
@@ -163,8 +171,7 @@ function addOutboxRows(s: Statement, writes: PreparedWrite[]): void {
 
 function addConsentGrants(s: Statement, consents: PreparedWrite[]): void {
   if (!consents.length) return;
-  const ids = s.rows(JSON.stringify(consents.map((w) => ({ id: w.id }))));
-  s.cte('del_grants', `DELETE FROM consent_grant g USING json_to_recordset(${ids}) AS x(id text) WHERE g.consent_id = x.id`);
+  s.cte('del_grants', `DELETE FROM consent_grant g WHERE g.consent_id = ANY(${s.keys(consents.map((w) => w.id))})`);
   const grants = consents.flatMap((w) => w.grants ?? []);
   if (!grants.length) return;
   // Rows carry the table's column names, so the grant model can grow without touching this statement.
