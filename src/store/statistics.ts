@@ -9,7 +9,8 @@ import type { Database } from './db.js';
  * past 500 rows plus 10 % of the store (autovacuum's own rule), the tables searches, ingest and
  * notifications read are analysed. Statements are prepared once per connection, and a plan cached
  * while the store was small (a seq scan of a table of a few hundred rows) is replanned only when its
- * tables are analysed: hence a look every few seconds, which costs two one-row reads.
+ * tables are analysed: hence a look every few seconds on a server, which costs two one-row reads. The
+ * embedded store looks every 30 s: there ANALYZE holds the one session every request waits for.
  */
 const TABLES = [
   'resource', 'resource_version', 'sp_token', 'sp_string', 'sp_date', 'sp_number', 'sp_reference', 'sp_uri',
@@ -26,7 +27,7 @@ export interface StatisticsKeeper {
   stop(): void;
 }
 
-export function keepStatistics(db: Database, intervalMs = 5_000): StatisticsKeeper {
+export function keepStatistics(db: Database, intervalMs = db.embedded ? 30_000 : 5_000): StatisticsKeeper {
   let analysedAt = -1;
   let running: Promise<boolean> | undefined;
   const check = async (): Promise<boolean> => {
