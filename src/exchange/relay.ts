@@ -37,6 +37,9 @@ interface OutboxRow {
  * subscription watches are marked relayed and matched without a job: nothing can be notified of them.
  * On PostgreSQL a commit wakes the relay at once (LISTEN); polling then only covers a lost connection.
  */
+/** A change some subscription may want (Subscription changes drive the subscriptions' own lifecycle). */
+const WANTED = `(o.resource_type = 'Subscription' OR o.resource_type IN (SELECT t FROM watched))`;
+
 export class OutboxRelay {
   private stopped = true;
   private loop: Promise<void> | undefined;
@@ -79,12 +82,11 @@ export class OutboxRelay {
     this.announced = false;
     const { rows } = await this.db.query<OutboxRow & { wanted: boolean }>(preparedStatement(!this.db.embedded,
       `WITH watched AS (SELECT DISTINCT unnest(resource_types) AS t FROM subscription_state WHERE status <> 'off'),
-       claimed AS (SELECT seq, resource_type = 'Subscription' OR resource_type IN (SELECT t FROM watched) AS wanted
-         FROM outbox WHERE relayed_at IS NULL ORDER BY seq LIMIT ${BATCH} FOR UPDATE SKIP LOCKED)
-       UPDATE outbox o SET relayed_at = now(), matched_at = CASE WHEN c.wanted THEN o.matched_at ELSE COALESCE(o.matched_at, now()) END
-       FROM claimed c WHERE o.seq = c.seq
+       claimed AS (SELECT seq FROM outbox WHERE relayed_at IS NULL ORDER BY seq LIMIT ${BATCH} FOR UPDATE SKIP LOCKED)
+       UPDATE outbox o SET relayed_at = now(), matched_at = CASE WHEN ${WANTED} THEN o.matched_at ELSE COALESCE(o.matched_at, now()) END
+       WHERE o.seq = ANY(ARRAY(SELECT seq FROM claimed))
        RETURNING o.seq, o.resource_type, o.id, o.version_id, o.action, o.owner, o.patient_id,
-         (extract(epoch FROM o.created_at) * 1000)::float8 AS at, c.wanted`, []));
+         (extract(epoch FROM o.created_at) * 1000)::float8 AS at, ${WANTED} AS wanted`, []));
     const wanted = rows.filter((r) => r.wanted).sort((a, b) => Number(a.seq) - Number(b.seq));
     if (!wanted.length) return rows.length;
     try {
