@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Redis } from 'ioredis';
 import pg from 'pg';
+import { dropQueueKeys } from '../src/exchange/queues.js';
 import { openDatabase } from '../src/store/db.js';
 
 export interface BenchStack {
@@ -47,22 +47,9 @@ export async function serverStack(baseUrl: string, redisUrl: string): Promise<Be
     async cleanup() {
       await admin(baseUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await admin(baseUrl, `DROP DATABASE IF EXISTS ${name}_bare WITH (FORCE)`);
-      await dropQueueKeys(redisUrl, `renkei:${name}:`);
+      await dropQueueKeys(redisUrl, `renkei:${name}`); // the gateway's default prefix for this database
     },
   };
-}
-
-/** The gateway's queues of a run (its default prefix is `renkei:<database>`), so runs do not pile up in Redis. */
-async function dropQueueKeys(redisUrl: string, prefix: string): Promise<void> {
-  const redis = new Redis(redisUrl, { lazyConnect: true });
-  try {
-    await redis.connect();
-    for await (const keys of redis.scanStream({ match: `${prefix}*`, count: 1000 }) as AsyncIterable<string[]>) {
-      if (keys.length) await redis.unlink(...keys);
-    }
-  } finally {
-    redis.disconnect();
-  }
 }
 
 async function admin(url: string, sql: string): Promise<void> {

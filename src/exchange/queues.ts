@@ -199,3 +199,19 @@ class PostgresQueues implements QueueBackend {
     await Promise.all([...this.queues.values()].map((q) => q.close()));
   }
 }
+
+/**
+ * Removes every Redis key of the queues under `prefix` (what RENKEI_QUEUE_PREFIX names): for a gateway
+ * whose database is dropped, so its queues do not stay behind in a shared Redis.
+ */
+export async function dropQueueKeys(redisUrl: string, prefix: string): Promise<void> {
+  const redis = new Redis(redisUrl, { lazyConnect: true });
+  try {
+    await redis.connect();
+    for await (const keys of redis.scanStream({ match: `${prefix}:*`, count: 1000 }) as AsyncIterable<string[]>) {
+      if (keys.length) await redis.unlink(...keys);
+    }
+  } finally {
+    redis.disconnect();
+  }
+}

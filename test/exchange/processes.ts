@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { ADMIN_TOKEN, type TestStack } from '../support/stack.js';
+import { dropQueueKeys } from '../../src/exchange/queues.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -22,7 +23,10 @@ export async function freshStore(): Promise<{ env: Record<string, string>; clean
   url.pathname = `/${name}`;
   return {
     env: { DATABASE_URL: url.toString(), REDIS_URL: process.env.REDIS_URL ?? '' },
-    cleanup: () => adminQuery(base, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
+    cleanup: async () => {
+      await adminQuery(base, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      if (process.env.REDIS_URL) await dropQueueKeys(process.env.REDIS_URL, `renkei:${name}`); // the default prefix for this database
+    },
   };
 }
 

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { loadConfig, type Config } from '../../src/config.js';
+import { dropQueueKeys } from '../../src/exchange/queues.js';
 import { startGateway, type Gateway } from '../../src/gateway.js';
 
 export const ADMIN_TOKEN = 'test-admin-token';
@@ -58,6 +59,7 @@ export async function startTestStack(overrides: Record<string, string> = {}): Pr
     async stop() {
       await gateway.close();
       await cleanup();
+      if (config.redisUrl) await dropQueueKeys(config.redisUrl, config.exchange.queuePrefix);
     },
   };
 }
