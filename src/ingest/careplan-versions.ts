@@ -50,13 +50,19 @@ const currentReferences = (v: Version) => new Set(referencesIn(effective(v, 'add
 /** Everything the plan refers to or referred to before this file. */
 const allReferences = (v: Version) => new Set([...currentReferences(v), ...referencesIn(v.stored?.addresses, v.stored?.goal)]);
 
-async function storedPlans(tx: Queryable, owner: string, patientId: string): Promise<Json[]> {
-  await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`careplan-scope:${owner}:${patientId}`]);
-  const { rows } = await tx.query<{ content: Json }>(
-    `SELECT content FROM resource WHERE resource_type = 'CarePlan' AND owner = $1 AND patient_id = $2 AND NOT deleted`,
-    [owner, patientId],
+/** The sender's stored plan versions of each subject, read under the subjects' plan-scope locks. */
+async function storedPlans(tx: Queryable, owner: string, patientIds: string[]): Promise<Map<string, Json[]>> {
+  // One plan scope per subject, locked in key order so that concurrent files cannot deadlock.
+  await tx.query('SELECT pg_advisory_xact_lock(hashtext(k)) FROM (SELECT k FROM unnest($1::text[]) AS k ORDER BY k) ordered',
+    [patientIds.map((patientId) => `careplan-scope:${owner}:${patientId}`)]);
+  const { rows } = await tx.query<{ patient_id: string; content: Json }>(
+    `SELECT patient_id, content FROM resource
+     WHERE resource_type = 'CarePlan' AND owner = $1 AND patient_id = ANY($2::text[]) AND NOT deleted`,
+    [owner, patientIds],
   );
-  return rows.map((r) => r.content).filter(isKyotaku);
+  const byPatient = new Map(patientIds.map((patientId) => [patientId, [] as Json[]]));
+  for (const row of rows) if (isKyotaku(row.content)) byPatient.get(row.patient_id)?.push(row.content);
+  return byPatient;
 }
 
 /** The owner's stored resources among `references` (`Type/id`), by reference. */
@@ -149,18 +155,23 @@ export async function reconcilePlanVersions(
   const subjectOf = (m: MappedResource) => (m.resource as Json).subject?.reference as string | undefined;
   const plans = resources.filter((m) => m.resourceType === 'CarePlan' && isKyotaku(m.resource) && /^Patient\/[^/]+$/.test(subjectOf(m) ?? ''));
   const subjects = [...new Set(plans.map((p) => subjectOf(p)!.slice('Patient/'.length)))].sort();
+  if (!subjects.length) return [];
   const extra = new Map<string, MappedResource>();
+  const stored = await storedPlans(tx, owner, subjects);
+  const ended = new Map<string, string>();
   for (const patientId of subjects) {
     const incoming = plans.filter((p) => subjectOf(p) === `Patient/${patientId}`);
-    await reconcileScope(tx, owner, await storedPlans(tx, owner, patientId), incoming, resources, extra, incomplete);
+    reconcileScope(stored.get(patientId) ?? [], incoming, extra, incomplete, ended);
   }
+  await endReferences(tx, owner, ended, resources, extra);
   return [...extra.values()];
 }
 
-async function reconcileScope(
-  tx: Queryable, owner: string, stored: Json[], incoming: MappedResource[], resources: MappedResource[], extra: Map<string, MappedResource>,
-  incomplete: ReadonlySet<string>,
-): Promise<void> {
+/** Orders one subject's versions and revokes all but the newest; what the newest no longer holds goes to `ended`, with its date. */
+function reconcileScope(
+  stored: Json[], incoming: MappedResource[], extra: Map<string, MappedResource>, incomplete: ReadonlySet<string>,
+  ended: Map<string, string>,
+): void {
   const versions = new Map<string, Version>(stored.map((s) => [s.id as string, { id: s.id, date: s.period?.start ?? '', stored: s }]));
   for (const m of incoming) {
     const v = versions.get(m.id) ?? { id: m.id, date: '' };
@@ -170,7 +181,6 @@ async function reconcileScope(
   const ordered = [...versions.values()].sort((a, b) => a.date.localeCompare(b.date) || a.id.localeCompare(b.id));
   const newest = ordered[ordered.length - 1];
   const current = currentReferences(newest);
-  const ended = new Set<string>();
   ordered.forEach((v, i) => {
     if (v.incoming) {
       if (i > 0) v.incoming.resource.replaces = [{ reference: `CarePlan/${ordered[i - 1].id}` }];
@@ -178,24 +188,25 @@ async function reconcileScope(
     }
     if (v !== newest) revoke(v, extra);
     const reviewed = v === newest || v.incoming || (v.stored && v.stored.status !== 'revoked');
-    if (reviewed) for (const ref of allReferences(v)) if (!current.has(ref)) ended.add(ref);
+    if (reviewed) for (const ref of allReferences(v)) if (!current.has(ref)) ended.set(ref, newest.date);
   });
-  await endReferences(tx, owner, [...ended].sort(), newest.date, resources, extra);
 }
 
+/** Ends the currency of what no version holds any more: in the file as sent, else a stored copy to write again. */
 async function endReferences(
-  tx: Queryable, owner: string, references: string[], date: string, resources: MappedResource[], extra: Map<string, MappedResource>,
+  tx: Queryable, owner: string, ended: ReadonlyMap<string, string>, resources: MappedResource[], extra: Map<string, MappedResource>,
 ): Promise<void> {
   const inFile = new Map(resources.map((m) => [keyOf(m), m]));
-  for (const reference of references) {
+  for (const [reference, date] of ended) {
     const sent = inFile.get(reference);
     if (sent) endCurrency(sent.resource, date);
   }
+  const references = [...ended.keys()].sort();
   const stored = await storedResources(tx, owner, references.filter((r) => !inFile.has(r) && !extra.has(r)));
   for (const reference of references) {
     const json = stored.get(reference);
     if (!json) continue;
     const copy = asMapped(json);
-    if (endCurrency(copy.resource, date)) extra.set(reference, copy);
+    if (endCurrency(copy.resource, ended.get(reference)!)) extra.set(reference, copy);
   }
 }
