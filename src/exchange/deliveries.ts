@@ -223,7 +223,8 @@ export async function settle(db: Database, batch: Settlement[]): Promise<SettleR
        upd AS (UPDATE delivery d SET status = x.status, attempts = d.attempts + x.tried,
            last_http_status = COALESCE(x.http, d.last_http_status), last_error = COALESCE(x.err, d.last_error),
            delivered_at = CASE WHEN x.status = 'delivered' THEN now() END, updated_at = now()
-         FROM x WHERE d.id = ANY($2::bigint[]) AND d.id = x.id AND d.status = 'pending' RETURNING d.id, d.subscription_id, d.order_key, d.kind, d.status),
+         FROM x WHERE d.id = ANY($2::bigint[]) AND d.id = x.id AND d.status = 'pending' -- the ids again as an array: the key index finds them
+         RETURNING d.id, d.subscription_id, d.order_key, d.kind, d.status),
        next AS (UPDATE delivery n SET queued = true, generation = n.generation + 1, updated_at = now()
          WHERE n.id IN (
            SELECT first.id FROM (SELECT DISTINCT subscription_id, order_key FROM upd WHERE kind = 'event') s

@@ -19,6 +19,9 @@ export const CHANGE_JOB_OPTIONS: JobsOptions = {
 
 export const changeJobId = (seq: number) => `outbox-${seq}`;
 
+/** A change some subscription may want (Subscription changes drive the subscriptions' own lifecycle). */
+const WANTED = `(o.resource_type = 'Subscription' OR o.resource_type IN (SELECT t FROM watched))`;
+
 interface OutboxRow {
   seq: number;
   resource_type: string;
@@ -37,9 +40,6 @@ interface OutboxRow {
  * subscription watches are marked relayed and matched without a job: nothing can be notified of them.
  * On PostgreSQL a commit wakes the relay at once (LISTEN); polling then only covers a lost connection.
  */
-/** A change some subscription may want (Subscription changes drive the subscriptions' own lifecycle). */
-const WANTED = `(o.resource_type = 'Subscription' OR o.resource_type IN (SELECT t FROM watched))`;
-
 export class OutboxRelay {
   private stopped = true;
   private loop: Promise<void> | undefined;
