@@ -3,7 +3,7 @@ import { CARE_PROVIDER_NO } from '../../src/ingest/sender.js';
 import { adminClient, FhirClient } from '../support/fhir-client.js';
 import { consent } from '../support/resources.js';
 import { stackName, startTestStack, type TestStack } from '../support/stack.js';
-import { post, putOrganization, registerClient } from './support.js';
+import { post, putOrganization, registerClient, registerSender } from './support.js';
 
 /**
  * 急変 in daily care records: the flag as facility systems write it, and who sees the urgent Communication.
@@ -29,9 +29,8 @@ describe(`urgent care records over HTTP (${stackName})`, () => {
 
   beforeAll(async () => {
     stack = await startTestStack();
-    await putOrganization(stack, 'facility-sakura', [{ system: CARE_PROVIDER_NO, value: '1370000005' }]);
+    facility = await registerSender(stack, 'facility-sakura', CARE_PROVIDER_NO, '1370000005');
     await putOrganization(stack, 'hospital-midori', [{ system: 'http://jpfhir.jp/fhir/core/IdSystem/insurance-medical-institution-no', value: '1310000099' }]);
-    ({ token: facility } = await registerClient(stack, 'facility-sakura'));
     sakura = new FhirClient(stack.url, facility);
     hospital = new FhirClient(stack.url, (await registerClient(stack, 'hospital-midori')).token);
     const agreement = await adminClient(stack).post('OrganizationAffiliation', {

@@ -5,7 +5,7 @@ import { CARE_PROVIDER_NO } from '../../src/ingest/sender.js';
 import { fromRoot } from '../../src/paths.js';
 import { FhirClient } from '../support/fhir-client.js';
 import { stackName, startTestStack, type TestStack } from '../support/stack.js';
-import { post, putOrganization, registerClient } from './support.js';
+import { post, registerSender } from './support.js';
 
 /**
  * Versions of one 居宅サービス計画 (same 被保険者, same sender): a newer 居宅サービス計画作成(変更)日 revokes the
@@ -43,10 +43,8 @@ describe(`care-plan versions over HTTP (${stackName})`, () => {
 
   beforeAll(async () => {
     stack = await startTestStack();
-    await putOrganization(stack, 'cm-aoi', [{ system: CARE_PROVIDER_NO, value: '1370000001' }]);
-    await putOrganization(stack, 'cm-kaede', [{ system: CARE_PROVIDER_NO, value: '1370000011' }]);
-    ({ token: aoi } = await registerClient(stack, 'cm-aoi'));
-    ({ token: kaede } = await registerClient(stack, 'cm-kaede'));
+    aoi = await registerSender(stack, 'cm-aoi', CARE_PROVIDER_NO, '1370000001');
+    kaede = await registerSender(stack, 'cm-kaede', CARE_PROVIDER_NO, '1370000011');
     for (const token of [aoi, kaede]) {
       const user = await post(`${stack.url}/ingest/careplan-csv?table=user`, token, golden('careplan-user.sjis.csv'), { 'content-type': 'text/csv' });
       expect(user.status, user.text).toBe(200);

@@ -5,7 +5,7 @@ import { CARE_PROVIDER_NO } from '../../src/ingest/sender.js';
 import { fromRoot } from '../../src/paths.js';
 import { adminClient, FhirClient } from '../support/fhir-client.js';
 import { stackName, startTestStack, type TestStack } from '../support/stack.js';
-import { post, putOrganization, registerClient } from './support.js';
+import { post, putOrganization, registerSender } from './support.js';
 
 const csvFile = (name: string) => readFileSync(fromRoot('test', 'golden', 'csv', name));
 const FIXTURE = 'fixture-UP2KYO_202611_1370000001_1370000002_20261101090000.CSV';
@@ -27,13 +27,10 @@ describe(`care-plan CSV and care records over HTTP (${stackName})`, () => {
 
   beforeAll(async () => {
     stack = await startTestStack();
-    await putOrganization(stack, 'cm-aoi', [{ system: CARE_PROVIDER_NO, value: '1370000001' }]);
-    await putOrganization(stack, 'facility-sakura', [{ system: CARE_PROVIDER_NO, value: '1370000005' }]);
-    await putOrganization(stack, 'facility-alone', [{ system: CARE_PROVIDER_NO, value: '1370000009' }]);
+    careManager = await registerSender(stack, 'cm-aoi', CARE_PROVIDER_NO, '1370000001');
+    facility = await registerSender(stack, 'facility-sakura', CARE_PROVIDER_NO, '1370000005');
+    loneFacility = await registerSender(stack, 'facility-alone', CARE_PROVIDER_NO, '1370000009');
     await putOrganization(stack, 'hospital-midori', [{ system: 'http://jpfhir.jp/fhir/core/IdSystem/insurance-medical-institution-no', value: '1310000099' }]);
-    ({ token: careManager } = await registerClient(stack, 'cm-aoi'));
-    ({ token: facility } = await registerClient(stack, 'facility-sakura'));
-    ({ token: loneFacility } = await registerClient(stack, 'facility-alone'));
     const agreement = await adminClient(stack).post('OrganizationAffiliation', {
       resourceType: 'OrganizationAffiliation', active: true, period: { start: '2026-04-01' },
       organization: { reference: 'Organization/facility-sakura' }, participatingOrganization: { reference: 'Organization/hospital-midori' },

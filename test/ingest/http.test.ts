@@ -7,7 +7,7 @@ import { MEDICAL_INSTITUTION_NO } from '../../src/ingest/sender.js';
 import { fromRoot } from '../../src/paths.js';
 import { adminClient, FhirClient } from '../support/fhir-client.js';
 import { ADMIN_TOKEN, stackName, startTestStack, type TestStack } from '../support/stack.js';
-import { ackOf, post, putOrganization, registerClient } from './support.js';
+import { ackOf, post, registerClient, registerSender } from './support.js';
 
 const golden = (name: string) => readFileSync(fromRoot('test', 'golden', 'hl7v2', name));
 const PATIENT_SYSTEM = 'urn:oid:1.2.392.100495.20.3.51.11310000099';
@@ -25,8 +25,7 @@ describe(`HL7 v2 over HTTP (${stackName})`, () => {
 
   beforeAll(async () => {
     stack = await startTestStack({ RENKEI_MAX_BODY: '256kb' });
-    await putOrganization(stack, 'clinic-midori', [{ system: MEDICAL_INSTITUTION_NO, value: '1310000099' }]);
-    ({ token } = await registerClient(stack, 'clinic-midori'));
+    token = await registerSender(stack, 'clinic-midori', MEDICAL_INSTITUTION_NO, '1310000099');
     fhir = new FhirClient(stack.url, token);
   });
   afterAll(async () => {

@@ -5,7 +5,7 @@ import { MEDICAL_INSTITUTION_NO } from '../../src/ingest/sender.js';
 import { createLogger, log, setLogger } from '../../src/logger.js';
 import { FhirClient } from '../support/fhir-client.js';
 import { ADMIN_TOKEN, stackName, startTestStack, type TestStack } from '../support/stack.js';
-import { ackOf, post, putOrganization, registerClient } from './support.js';
+import { ackOf, post, registerSender } from './support.js';
 
 const MSH = (control: string, type: string, time: string) =>
   `MSH|^~\\&|MIDORI-EMR|MIDORI|GW|RENKEI|${time}||${type}|${control}|P|2.5||||||UNICODE UTF-8`;
@@ -32,10 +32,8 @@ describe(`message store: listing, replay, retention and log hygiene (${stackName
 
   beforeAll(async () => {
     stack = await startTestStack();
-    await putOrganization(stack, 'clinic-midori', [{ system: MEDICAL_INSTITUTION_NO, value: '1310000099' }]);
-    await putOrganization(stack, 'clinic-kita', [{ system: MEDICAL_INSTITUTION_NO, value: '1310000088' }]);
-    ({ token: midori } = await registerClient(stack, 'clinic-midori'));
-    ({ token: kita } = await registerClient(stack, 'clinic-kita'));
+    midori = await registerSender(stack, 'clinic-midori', MEDICAL_INSTITUTION_NO, '1310000099');
+    kita = await registerSender(stack, 'clinic-kita', MEDICAL_INSTITUTION_NO, '1310000088');
   });
   afterAll(async () => {
     await stack?.stop();

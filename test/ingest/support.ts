@@ -29,6 +29,12 @@ export async function putOrganization(stack: TestStack, id: string, identifiers:
   if (res.status >= 300) throw new Error(`Organization ${id}: ${res.status} ${await res.text()}`);
 }
 
+/** An Organization with one identifier (医療機関コード, 事業所番号) and a client of its own: the client's token. */
+export async function registerSender(stack: TestStack, id: string, system: string, value: string): Promise<string> {
+  await putOrganization(stack, id, [{ system, value }]);
+  return (await registerClient(stack, id)).token;
+}
+
 export interface HttpAnswer {
   status: number;
   text: string;
