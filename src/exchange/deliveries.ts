@@ -2,7 +2,7 @@ import type { Database, Queryable } from '../store/db.js';
 import { visibilitySql } from '../store/access.js';
 import { SqlParams } from '../store/sql.js';
 import { appendAudit, type AuditRow } from '../store/write-batch.js';
-import { preparedStatement } from '../store/prepared.js';
+import { lockKeys } from '../store/locks.js';
 
 /** A committed change, as the relay reads it from the outbox (the `changes` job's data). */
 export interface Change {
@@ -31,22 +31,13 @@ export interface DeliveryJobRef {
 
 export const deliveryJobId = (ref: { id: number; generation: number }) => `delivery-${ref.id}-${ref.generation}`;
 
-// Any constant: the advisory-lock namespace of delivery streams.
-const STREAM_LOCK = 7_160_504;
-
 /**
  * Matching, parking and settling of one order key take its lock (one per patient, shared by the
  * subscriptions' streams of that patient), so a delivery is never parked behind one that has just
- * settled, nor queued behind one that is being matched. Locks are taken in key order.
+ * settled, nor queued behind one that is being matched.
  */
-async function lockStreams(tx: Queryable, keys: (string | null)[], embedded: boolean): Promise<void> {
-  const distinct = [...new Set(keys.filter((k): k is string => k !== null))].sort();
-  if (!distinct.length) return;
-  await tx.query(preparedStatement(!embedded,
-    'SELECT pg_advisory_xact_lock($1, hashtext(k)) FROM (SELECT k FROM unnest($2::text[]) AS k ORDER BY k) ordered',
-    [STREAM_LOCK, distinct],
-  ));
-}
+const lockStreams = (tx: Queryable, keys: (string | null)[]) =>
+  lockKeys(tx, keys.filter((k): k is string => k !== null).map((k) => `stream:${k}`));
 
 /**
  * Records the subscriptions a change notifies: one event row each (a second run adds nothing), numbered
@@ -61,9 +52,8 @@ export async function recordMatches(db: Database, change: Change, subscribers: {
   }
   const orderKey = orderKeyOf(change);
   return db.transaction(async (tx) => {
-    await lockStreams(tx, [orderKey], db.embedded);
-    const { rows } = await tx.query<DeliveryJobRef>(preparedStatement(!db.embedded,
-      `WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(sub text, subscriber text, purpose text)),
+    await lockStreams(tx, [orderKey]);
+    const { rows } = await tx.query<DeliveryJobRef>(`WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(sub text, subscriber text, purpose text)),
        fresh AS (SELECT x.sub, x.subscriber FROM x WHERE NOT EXISTS (SELECT 1 FROM delivery d WHERE d.kind = 'event'
          AND d.subscription_id = x.sub AND d.resource_type = $3 AND d.resource_id = $4 AND d.version_id = $5)),
        locked AS (SELECT s.id FROM subscription_state s WHERE s.id IN (SELECT sub FROM fresh) ORDER BY s.id FOR UPDATE),
@@ -83,8 +73,7 @@ export async function recordMatches(db: Database, change: Change, subscribers: {
          AND d.resource_type = $3 AND d.resource_id = $4 AND d.version_id = $5
        WHERE d.status = 'pending' AND d.queued`,
       [JSON.stringify(subscribers.map((s) => ({ sub: s.id, subscriber: s.owner, purpose: s.purpose }))), change.seq, change.resourceType, change.id,
-        change.versionId, change.action, change.owner, change.patientId, orderKey, change.committedAt],
-    ));
+        change.versionId, change.action, change.owner, change.patientId, orderKey, change.committedAt]);
     return rows;
   });
 }
@@ -167,13 +156,11 @@ export async function loadDeliveries(db: Queryable, ids: number[], subscriber: s
  */
 export async function parkBehindEarlier(db: Database, row: Pick<DeliveryRow, 'id' | 'subscription_id' | 'order_key'>): Promise<boolean> {
   return db.transaction(async (tx) => {
-    await lockStreams(tx, [row.order_key], db.embedded);
-    const { rowCount } = await tx.query(preparedStatement(!db.embedded,
-      `UPDATE delivery d SET queued = false, updated_at = now() WHERE d.id = $1 AND d.status = 'pending'
+    await lockStreams(tx, [row.order_key]);
+    const { rowCount } = await tx.query(`UPDATE delivery d SET queued = false, updated_at = now() WHERE d.id = $1 AND d.status = 'pending'
          AND EXISTS (SELECT 1 FROM delivery p WHERE p.subscription_id = d.subscription_id AND p.order_key = d.order_key
            AND p.status = 'pending' AND p.change_seq < d.change_seq)`,
-      [row.id],
-    ));
+      [row.id]);
     return (rowCount ?? 0) > 0;
   });
 }
@@ -217,9 +204,8 @@ export interface SettleResult {
  */
 export async function settle(db: Database, batch: Settlement[]): Promise<SettleResult> {
   return db.transaction(async (tx) => {
-    await lockStreams(tx, batch.filter((s) => s.kind === 'event').map((s) => s.orderKey), db.embedded);
-    const { rows } = await tx.query<{ what: 'settled' | 'woken' | 'activated'; id: string; generation: number | null; subscriber: string | null; purpose: string | null }>(preparedStatement(!db.embedded,
-      `WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(id bigint, status text, tried int, http int, err text)),
+    await lockStreams(tx, batch.filter((s) => s.kind === 'event').map((s) => s.orderKey));
+    const { rows } = await tx.query<{ what: 'settled' | 'woken' | 'activated'; id: string; generation: number | null; subscriber: string | null; purpose: string | null }>(`WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(id bigint, status text, tried int, http int, err text)),
        upd AS (UPDATE delivery d SET status = x.status, attempts = d.attempts + x.tried,
            last_http_status = COALESCE(x.http, d.last_http_status), last_error = COALESCE(x.err, d.last_error),
            delivered_at = CASE WHEN x.status = 'delivered' THEN now() END, updated_at = now()
@@ -246,11 +232,10 @@ export async function settle(db: Database, batch: Settlement[]): Promise<SettleR
        UNION ALL SELECT 'woken', id::text, generation, subscriber, purpose FROM next
        UNION ALL SELECT 'activated', id, NULL, NULL, NULL FROM touch WHERE activate`,
       [JSON.stringify(batch.map((s) => ({ id: s.id, status: s.status, tried: s.tried, http: s.httpStatus ?? null, err: s.error?.slice(0, 1000) ?? null }))),
-        batch.map((s) => s.id)],
-    ));
+        batch.map((s) => s.id)]);
     const done = new Set(rows.filter((r) => r.what === 'settled').map((r) => Number(r.id)));
     const audit = batch.flatMap((s) => (done.has(s.id) && s.audit ? [s.audit] : []));
-    if (audit.length) await appendAudit(tx, audit, !db.embedded);
+    if (audit.length) await appendAudit(tx, audit);
     return {
       woken: rows.filter((r) => r.what === 'woken')
         .map((r) => ({ id: Number(r.id), generation: r.generation!, subscriber: r.subscriber, purpose: r.purpose ?? undefined })),

@@ -2,7 +2,6 @@ import type { JobsOptions } from 'bullmq';
 import { addJobs, type AnyQueue } from './queues.js';
 import { log } from '../logger.js';
 import type { Database } from '../store/db.js';
-import { preparedStatement } from '../store/prepared.js';
 import type { Change } from './deliveries.js';
 import { OutboxListener } from './outbox-listener.js';
 
@@ -80,13 +79,13 @@ export class OutboxRelay {
    */
   async relayOnce(): Promise<number> {
     this.announced = false;
-    const { rows } = await this.db.query<OutboxRow & { wanted: boolean }>(preparedStatement(!this.db.embedded,
+    const { rows } = await this.db.query<OutboxRow & { wanted: boolean }>(
       `WITH watched AS (SELECT DISTINCT unnest(resource_types) AS t FROM subscription_state WHERE status <> 'off'),
-       claimed AS (SELECT seq FROM outbox WHERE relayed_at IS NULL ORDER BY seq LIMIT ${BATCH} FOR UPDATE SKIP LOCKED)
+       claimed AS (SELECT seq FROM outbox WHERE relayed_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
        UPDATE outbox o SET relayed_at = now(), matched_at = CASE WHEN ${WANTED} THEN o.matched_at ELSE COALESCE(o.matched_at, now()) END
        WHERE o.seq = ANY(ARRAY(SELECT seq FROM claimed))
        RETURNING o.seq, o.resource_type, o.id, o.version_id, o.action, o.owner, o.patient_id,
-         (extract(epoch FROM o.created_at) * 1000)::float8 AS at, ${WANTED} AS wanted`, []));
+         (extract(epoch FROM o.created_at) * 1000)::float8 AS at, ${WANTED} AS wanted`, [BATCH]);
     const wanted = rows.filter((r) => r.wanted).sort((a, b) => Number(a.seq) - Number(b.seq));
     if (!wanted.length) return rows.length;
     try {

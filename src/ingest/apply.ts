@@ -8,7 +8,7 @@ import { overlayTopLevel, sameValue } from '../mapping/merge.js';
 import { validateMapped } from '../mapping/validate.js';
 import type { Services } from '../services.js';
 import type { Database, Queryable } from '../store/db.js';
-import { preparedStatement } from '../store/prepared.js';
+import { lockKeys } from '../store/locks.js';
 import { STORED_COLUMNS, toStored, type StoredResource, type StoredRow } from '../store/stored.js';
 import type { PreparedWrite } from '../store/write-batch.js';
 
@@ -137,8 +137,7 @@ export async function applyMapped(tx: Queryable, ctx: ApplyContext, input: reado
   const { fhir } = boundTo(ctx.services, tx);
   const mapped = input.map((m) => ({ ...m, resource: structuredClone(m.resource) }));
   await adoptExistingIds(fhir, ctx.caller, mapped, tx);
-  const prepared = !ctx.services.db.embedded;
-  const targets = await lockTargets(tx, mapped, ctx.messageTime, prepared);
+  const targets = await lockTargets(tx, mapped, ctx.messageTime);
 
   const toWrite: { m: MappedResource; stored: StoredResource | null }[] = [];
   const unchanged: string[] = [];
@@ -165,7 +164,7 @@ export async function applyMapped(tx: Queryable, ctx: ApplyContext, input: reado
     ? { types: keys.map((k) => k.split('/')[0]), ids: keys.map((k) => k.split('/')[1]), time: ctx.messageTime, messageId: ctx.messageId }
     : undefined;
   if (ctx.finish) await ctx.finish(tx, applied, clocks);
-  else if (clocks) await tx.query(preparedStatement(prepared, `WITH ${clocksCte(1)} SELECT 1`, [clocks.types, clocks.ids, clocks.time, clocks.messageId]));
+  else if (clocks) await tx.query(`WITH ${clocksCte(1)} SELECT 1`, [clocks.types, clocks.ids, clocks.time, clocks.messageId]);
   return applied;
 }
 
@@ -203,18 +202,17 @@ interface Target {
  * resource not yet stored is covered too), then reads each current row (locked until commit) and whether
  * a newer message than this one wrote it.
  */
-async function lockTargets(tx: Queryable, mapped: readonly MappedResource[], time: Date | undefined, prepared: boolean): Promise<Map<string, Target>> {
+async function lockTargets(tx: Queryable, mapped: readonly MappedResource[], time: Date | undefined): Promise<Map<string, Target>> {
   const targets = new Map<string, Target>();
   if (!mapped.length) return targets;
   const keys = [...new Set(mapped.map(keyOf))].sort();
-  await tx.query(preparedStatement(prepared, 'SELECT pg_advisory_xact_lock(hashtext(k)) FROM unnest($1::text[]) AS u(k)', [keys.map((k) => `ingest:${k}`)]));
-  const { rows } = await tx.query<StoredRow & { key_type: string; key_id: string; newer: boolean | null; found: boolean }>(preparedStatement(prepared, `WITH t AS (SELECT * FROM unnest($1::text[], $2::text[]) AS t(resource_type, id)),
+  await lockKeys(tx, keys.map((k) => `ingest:${k}`));
+  const { rows } = await tx.query<StoredRow & { key_type: string; key_id: string; newer: boolean | null; found: boolean }>(`WITH t AS (SELECT * FROM unnest($1::text[], $2::text[]) AS t(resource_type, id)),
      locked AS (SELECT ${STORED_COLUMNS} FROM resource WHERE (resource_type, id) IN (SELECT resource_type, id FROM t) FOR UPDATE)
      SELECT t.resource_type AS key_type, t.id AS key_id, c.message_time > $3 AS newer, locked.resource_type IS NOT NULL AS found, locked.*
      FROM t LEFT JOIN locked USING (resource_type, id)
      LEFT JOIN ingest_resource_clock c ON c.resource_type = t.resource_type AND c.resource_id = t.id`,
-    [keys.map((k) => k.split('/')[0]), keys.map((k) => k.split('/')[1]), time ?? null],
-  ));
+    [keys.map((k) => k.split('/')[0]), keys.map((k) => k.split('/')[1]), time ?? null]);
   for (const row of rows) {
     targets.set(`${row.key_type}/${row.key_id}`, { newer: row.newer === true, ...(row.found ? { stored: toStored(row) } : {}) });
   }

@@ -1,6 +1,7 @@
 import type { MappedResource } from '../mapping/engine.js';
 import { sameValue } from '../mapping/merge.js';
 import type { Queryable } from '../store/db.js';
+import { lockKeys } from '../store/locks.js';
 
 /**
  * Versions of one 居宅サービス計画: the sender's CarePlans (category kyotaku) about one subject. Each
@@ -52,9 +53,7 @@ const allReferences = (v: Version) => new Set([...currentReferences(v), ...refer
 
 /** The sender's stored plan versions of each subject, read under the subjects' plan-scope locks. */
 async function storedPlans(tx: Queryable, owner: string, patientIds: string[]): Promise<Map<string, Json[]>> {
-  // One plan scope per subject, locked in key order so that concurrent files cannot deadlock.
-  await tx.query('SELECT pg_advisory_xact_lock(hashtext(k)) FROM (SELECT k FROM unnest($1::text[]) AS k ORDER BY k) ordered',
-    [patientIds.map((patientId) => `careplan-scope:${owner}:${patientId}`)]);
+  await lockKeys(tx, patientIds.map((patientId) => `careplan-scope:${owner}:${patientId}`));
   const { rows } = await tx.query<{ patient_id: string; content: Json }>(
     `SELECT patient_id, content FROM resource
      WHERE resource_type = 'CarePlan' AND owner = $1 AND patient_id = ANY($2::text[]) AND NOT deleted`,

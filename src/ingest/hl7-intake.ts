@@ -74,7 +74,7 @@ export async function receiveHl7(services: Services, bytes: Uint8Array, sender: 
     const output = mapMessage(read, kept.facts, mappings());
     const applied = await db.transaction(async (tx) => applyMapped(tx, {
       services, caller: callerOf(sender), auth: sender.auth, messageId, messageTime: facts.timeValue,
-      finish: (q, result, clocks) => markApplied(q, messageId, facts.type, facts.timeValue, result.written, clocks, !db.embedded),
+      finish: (q, result, clocks) => markApplied(q, messageId, facts.type, facts.timeValue, result.written, clocks),
     }, output.resources));
     log.info({ messageId, type: facts.type, organization: sender.organizationId, written: applied.written.length,
       unchanged: applied.unchanged.length, older: applied.older.length }, 'HL7 message applied');
@@ -99,7 +99,7 @@ interface KeptMessage {
 /** Keeps the bytes (one statement with the look-ups the intake needs), or reads them for a stored message. */
 async function keepMessage(services: Services, sender: IngestSender, message: ReceivedMessage, existingId: number | undefined): Promise<KeptMessage> {
   if (existingId === undefined) {
-    const kept = await keepAndLookUp(services.db, { ...message, senderOrg: sender.organizationId, controlId: message.controlId ?? '' }, !services.db.embedded);
+    const kept = await keepAndLookUp(services.db, { ...message, senderOrg: sender.organizationId, controlId: message.controlId ?? '' });
     return { id: kept.id, earlier: kept.earlier, facts: senderFactsOf(sender.organizationId, kept.organization) };
   }
   const earlier = await findApplied(services.db, sender.organizationId, 'hl7v2', message.controlId ?? '');

@@ -3,7 +3,6 @@ import { requireAdmin } from '../auth/middleware.js';
 import { badRequest, conflict, FhirError, notFound } from '../fhir/outcome.js';
 import type { Services } from '../services.js';
 import type { Queryable } from '../store/db.js';
-import { preparedStatement } from '../store/prepared.js';
 
 /**
  * Which registered client an MLLP connection acts for. MLLP has no tokens: the administrator maps a
@@ -45,14 +44,13 @@ export interface MappedClient {
 
 /** The mapping for MSH-4 / MSH-3 and its client (undefined when the client is gone), in one look-up. */
 export async function findMllpSenderAndClient(
-  db: Queryable, facility: string, application: string, prepared: boolean,
+  db: Queryable, facility: string, application: string,
 ): Promise<{ mapping: MllpSender; client?: MappedClient } | undefined> {
-  const { rows } = await db.query<Row & { c_id: string | null; c_organization: string | null; c_scope: string | null; c_disabled: boolean | null }>(preparedStatement(prepared, `SELECT s.*, c.id AS c_id, c.organization_id AS c_organization, c.scope AS c_scope, c.disabled_at IS NOT NULL AS c_disabled
+  const { rows } = await db.query<Row & { c_id: string | null; c_organization: string | null; c_scope: string | null; c_disabled: boolean | null }>(`SELECT s.*, c.id AS c_id, c.organization_id AS c_organization, c.scope AS c_scope, c.disabled_at IS NOT NULL AS c_disabled
      FROM mllp_sender s LEFT JOIN client c ON c.id = s.client_id
      WHERE s.sending_facility = $1 AND s.sending_application IN ($2, '')
      ORDER BY s.sending_application DESC LIMIT 1`,
-    [facility, application],
-  ));
+    [facility, application]);
   const row = rows[0];
   if (!row) return undefined;
   const client = row.c_id === null ? undefined : { id: row.c_id, organizationId: row.c_organization!, scope: row.c_scope!, disabled: row.c_disabled === true };

@@ -112,7 +112,7 @@ class MllpConnection {
   private async identify(bytes: Buffer): Promise<{ sender?: IngestSender; refusal?: Hl7Error }> {
     const header = fallbackAckHeader(bytes);
     const refused = (reason: string, status: number) => ({ sender: this.boundSender, refusal: rejected(MSH_4, ERROR_CODES.unknownKey, reason, status) });
-    const found = header.sendingFacility ? await findMllpSenderAndClient(this.services.db, header.sendingFacility, header.sendingApplication, !this.services.db.embedded) : undefined;
+    const found = header.sendingFacility ? await findMllpSenderAndClient(this.services.db, header.sendingFacility, header.sendingApplication) : undefined;
     if (!found) {
       return refused(`Sending facility "${header.sendingFacility}" (application "${header.sendingApplication}") is not registered for MLLP / 送信元が登録されていません`, 401);
     }

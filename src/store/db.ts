@@ -59,7 +59,7 @@ function preparing(target: pg.Pool | pg.PoolClient, prepare: boolean): Queryable
   return ((textOrConfig: string | pg.QueryConfig, values?: unknown[]) =>
     !prepare || typeof textOrConfig !== 'string' || !values?.length
       ? target.query(textOrConfig as string, values)
-      : target.query(preparedStatement(true, textOrConfig, values))) as Queryable['query'];
+      : target.query(preparedStatement(textOrConfig, values))) as Queryable['query'];
 }
 
 function wrapPool(url: string, embedded: boolean, poolSize: number, onClose: () => Promise<void>): Database {

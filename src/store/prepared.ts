@@ -9,11 +9,11 @@ const MAX_NAMED_STATEMENTS = 2000;
  * bound: planning often costs more than running the gateway's short index lookups. Statements are
  * named by the digest of their text (names are cut at 63 bytes); past MAX_NAMED_STATEMENTS distinct
  * texts, new ones stay unnamed so no connection accumulates prepared statements without bound.
- * Not on the embedded store (`prepare` false): its connections share one backend session, where a
+ * Every parameterised query of the store's Queryable (pool and transactions alike, see db.ts) goes
+ * through here, except on the embedded store: its connections share one backend session, where a
  * name prepared by one connection would collide with the same name prepared by the next.
  */
-export function preparedStatement(prepare: boolean, text: string, values: unknown[]): pg.QueryConfig {
-  if (!prepare) return { text, values };
+export function preparedStatement(text: string, values: unknown[]): pg.QueryConfig {
   let name = names.get(text);
   if (name === undefined) {
     if (names.size >= MAX_NAMED_STATEMENTS) return { text, values };

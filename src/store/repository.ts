@@ -22,13 +22,9 @@ export class Repository {
   private readonly groupCommit: GroupCommit;
 
   constructor(readonly db: Database) {
-    this.groupCommit = new GroupCommit((writes) => timed('write', () => commitWrites(db, writes, [], this.prepared)));
+    this.groupCommit = new GroupCommit((writes) => timed('write', () => commitWrites(db, writes)));
   }
 
-  /** Server-side prepared statements are safe only on a real PostgreSQL server. */
-  get prepared(): boolean {
-    return !this.db.embedded;
-  }
 
   async read(type: string, id: string, viewer: Viewer, q: Queryable = this.db): Promise<StoredResource | undefined> {
     return timed('read', async () => {
@@ -100,10 +96,10 @@ export class Repository {
 
   async commit(writes: PreparedWrite[], q: Queryable = this.db): Promise<void> {
     if (q === this.db) return this.groupCommit.submit(writes);
-    await timed('write', () => commitWrites(q, writes, [], this.prepared));
+    await timed('write', () => commitWrites(q, writes));
   }
 
   async appendAudit(rows: AuditRow[], q: Queryable = this.db): Promise<void> {
-    await timed('audit', () => appendAudit(q, rows, this.prepared));
+    await timed('audit', () => appendAudit(q, rows));
   }
 }

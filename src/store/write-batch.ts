@@ -1,5 +1,3 @@
-import { preparedStatement } from './prepared.js';
-import type pg from 'pg';
 import type { IndexRows } from './search/extract.js';
 import type { Queryable } from './db.js';
 import type { ConsentGrant } from '../consent/grants.js';
@@ -46,7 +44,6 @@ export async function commitWrites(
   db: Queryable,
   writes: PreparedWrite[],
   extraAudit: AuditRow[] = [],
-  prepared = false,
 ): Promise<void> {
   if (!writes.length && !extraAudit.length) return;
   const statement = new Statement();
@@ -57,7 +54,8 @@ export async function commitWrites(
     addConsentGrants(statement, writes.filter((w) => w.resourceType === 'Consent'));
   }
   addAuditRows(statement, [...writes.map((w) => w.audit), ...extraAudit]);
-  await db.query(statement.build(prepared));
+  const { text, values } = statement.build();
+  await db.query(text, values);
 }
 
 class Statement {
@@ -84,13 +82,9 @@ class Statement {
     this.ctes.push(`${name} AS (${sql})`);
   }
 
-  /**
-   * A named statement is planned once per connection for each shape of write. Not on the embedded store:
-   * its connections share one backend session, where a second PREPARE of the same name would fail.
-   */
-  build(prepared: boolean): pg.QueryConfig {
-    const text = `WITH ${this.ctes.join(',\n')} SELECT 1`;
-    return preparedStatement(prepared, text, this.values);
+  /** One text per shape of write, so the store prepares it once per connection (see prepared.ts). */
+  build(): { text: string; values: unknown[] } {
+    return { text: `WITH ${this.ctes.join(',\n')} SELECT 1`, values: this.values };
   }
 }
 
@@ -194,6 +188,6 @@ function addAuditRows(s: Statement, rows: AuditRow[]): void {
 }
 
 /** Audit entries alone (reads, searches): appended in one statement. */
-export async function appendAudit(db: Queryable, rows: AuditRow[], prepared = false): Promise<void> {
-  await commitWrites(db, [], rows, prepared);
+export async function appendAudit(db: Queryable, rows: AuditRow[]): Promise<void> {
+  await commitWrites(db, [], rows);
 }

@@ -1,6 +1,5 @@
 import type { Organization } from '@medplum/fhirtypes';
 import type { Queryable } from '../../store/db.js';
-import { preparedStatement } from '../../store/prepared.js';
 import { clocksCte, type Clocks } from '../apply.js';
 import type { ReceivedMessage } from '../message-store.js';
 
@@ -19,8 +18,8 @@ export interface Kept {
 }
 
 /** Inserts the message (status received); the look-ups see the store as it was before the insert. */
-export async function keepAndLookUp(db: Queryable, m: ReceivedMessage & { senderOrg: string; controlId: string }, prepared: boolean): Promise<Kept> {
-  const { rows } = await db.query<{ id: string; earlier: string | null; organization: string | null }>(preparedStatement(prepared, `WITH kept AS (
+export async function keepAndLookUp(db: Queryable, m: ReceivedMessage & { senderOrg: string; controlId: string }): Promise<Kept> {
+  const { rows } = await db.query<{ id: string; earlier: string | null; organization: string | null }>(`WITH kept AS (
        INSERT INTO ingest_message (kind, transport, sender_org, sender_client, control_id, message_type, message_time, raw, content_type, file_name, status)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'received') RETURNING id)
      SELECT kept.id,
@@ -28,8 +27,7 @@ export async function keepAndLookUp(db: Queryable, m: ReceivedMessage & { sender
        (SELECT content::text FROM resource WHERE resource_type = 'Organization' AND id = $3 AND NOT deleted) AS organization
      FROM kept`,
     [m.kind, m.transport, m.senderOrg, m.senderClient ?? null, m.controlId, m.messageType ?? null,
-      m.messageTime ?? null, Buffer.from(m.raw), m.contentType ?? null, m.fileName ?? null],
-  ));
+      m.messageTime ?? null, Buffer.from(m.raw), m.contentType ?? null, m.fileName ?? null]);
   const row = rows[0];
   return {
     id: Number(row.id),
@@ -44,11 +42,10 @@ export async function keepAndLookUp(db: Queryable, m: ReceivedMessage & { sender
  * unique violation: the message is then a duplicate.
  */
 export async function markApplied(
-  tx: Queryable, id: number, type: string, time: Date | undefined, resources: string[], clocks: Clocks | undefined, prepared: boolean,
+  tx: Queryable, id: number, type: string, time: Date | undefined, resources: string[], clocks: Clocks | undefined,
 ): Promise<void> {
-  await tx.query(preparedStatement(prepared, `WITH ${clocksCte(5)}
+  await tx.query(`WITH ${clocksCte(5)}
      UPDATE ingest_message SET status = 'mapped', message_type = $2, message_time = COALESCE($3, message_time), resources = $4,
        attempts = attempts + 1, error = NULL, ack_code = 'AA', duplicate_of = NULL, processed_at = now() WHERE id = $1`,
-    [id, type, time ?? null, resources, clocks?.types ?? [], clocks?.ids ?? [], clocks?.time ?? null, clocks?.messageId ?? id],
-  ));
+    [id, type, time ?? null, resources, clocks?.types ?? [], clocks?.ids ?? [], clocks?.time ?? null, clocks?.messageId ?? id]);
 }
