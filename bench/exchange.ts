@@ -15,6 +15,7 @@ import type { Subscription } from '@medplum/fhirtypes';
 import { createPostgresBackend, Queue, runMigrations, Worker, type BackendFactory } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { CpuMeter, cpuMsOf, cpuMsOfCommand, ownCpuMs } from './cpu.js';
 import { startGatewayProcess } from './gateway-process.js';
 import { onEachStack, type BenchStack } from './stacks.js';
 import { fmt, summarize, type Latencies } from './stats.js';
@@ -31,6 +32,8 @@ export interface ExchangeReport {
   stack: string;
   latency: Latencies;
   fanoutPerSec: number;
+  /** CPU ms per fan-out delivery by process: worker, gateway, PostgreSQL, Redis, receiver (servers only). */
+  fanoutCpu?: Record<string, number>;
   barePerSec: number;
 }
 
@@ -116,7 +119,7 @@ export async function benchExchange(stack: BenchStack, port: number): Promise<Ex
     ...stack.env, RENKEI_ADMIN_TOKEN: ADMIN_TOKEN, RENKEI_ALLOW_PRIVATE_ENDPOINTS: 'true', MLLP_PORT: '0', RENKEI_WORKER_PORT: String(port + 1),
   };
   const gateway = await startGatewayProcess({ ...workerEnv, RENKEI_WORKERS: stack.name === 'embedded' ? 'on' : 'off' }, port);
-  let worker: { stop(): Promise<void> } | undefined;
+  let worker: { pid: number; stop(): Promise<void> } | undefined;
   const receiver = await BenchReceiver.start();
   try {
     if (stack.name === 'servers') worker = await startWorker(workerEnv);
@@ -138,15 +141,19 @@ export async function benchExchange(stack: BenchStack, port: number): Promise<Ex
     await client.create(observationOf(patients[0], 0)); // warm-up: one change to every subscriber
     await receiver.until(base + FANOUT);
     const before = receiver.count;
+    const meter = worker ? fanoutMeter(worker.pid, gateway.child.pid!) : undefined;
+    meter?.start();
     const t0 = performance.now();
     await Promise.all(Array.from({ length: FANOUT_CHANGES }, (_, i) => client.create(observationOf(patients[(i + 1) % patients.length], i))));
     await receiver.until(before + FANOUT * FANOUT_CHANGES);
     const fanoutPerSec = (FANOUT * FANOUT_CHANGES) / ((Math.max(...[...receiver.arrivals.values()]) - t0) / 1000);
     log(stack, `fan-out: ${fmt(fanoutPerSec, 0)} deliveries/s (${FANOUT_CHANGES} changes × ${FANOUT} subscriptions)`);
+    const fanoutCpu = meter && perDelivery(meter.read(), FANOUT * FANOUT_CHANGES);
+    if (fanoutCpu) log(stack, `fan-out CPU ms per delivery: ${Object.entries(fanoutCpu).map(([name, ms]) => `${name} ${fmt(ms, 3)}`).join(', ')}`);
 
     const barePerSec = await bareBullmq(stack);
     log(stack, `bare BullMQ add→process: ${fmt(barePerSec, 0)} jobs/s`);
-    return { stack: stack.name, latency, fanoutPerSec, barePerSec };
+    return { stack: stack.name, latency, fanoutPerSec, fanoutCpu, barePerSec };
   } finally {
     await receiver.close();
     await worker?.stop();
@@ -177,8 +184,16 @@ async function logStages(stack: BenchStack): Promise<void> {
   }
 }
 
+/** Where a fan-out's CPU goes on the server stack (the receiver runs in this process). */
+const fanoutMeter = (workerPid: number, gatewayPid: number) => new CpuMeter({
+  worker: () => cpuMsOf(workerPid), gateway: () => cpuMsOf(gatewayPid), postgres: () => cpuMsOfCommand('postgres'),
+  redis: () => cpuMsOfCommand('redis-server'), receiver: ownCpuMs,
+});
+
+const perDelivery = (cpu: Record<string, number>, n: number) => Object.fromEntries(Object.entries(cpu).map(([name, ms]) => [name, ms / n]));
+
 /** `renkei worker` for the server deployment, ready once it says so. */
-async function startWorker(env: Record<string, string>): Promise<{ stop(): Promise<void> }> {
+async function startWorker(env: Record<string, string>): Promise<{ pid: number; stop(): Promise<void> }> {
   const nodeArgs = process.env.BENCH_WORKER_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
   const child = spawn(process.execPath, [...nodeArgs, MAIN, 'worker'], { env: { ...process.env, ...env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
@@ -186,7 +201,7 @@ async function startWorker(env: Record<string, string>): Promise<{ stop(): Promi
     child.once('exit', (code) => reject(new Error(`worker exited with ${code}`)));
   });
   child.stdout!.resume();
-  return { stop: () => new Promise((resolve) => (child.once('exit', () => resolve()), child.kill('SIGTERM'))) };
+  return { pid: child.pid!, stop: () => new Promise((resolve) => (child.once('exit', () => resolve()), child.kill('SIGTERM'))) };
 }
 
 /** BullMQ alone on the same kind of queue: jobs added in bulk and taken by a worker doing nothing. */
@@ -237,6 +252,8 @@ export function printExchangeReport(reports: ExchangeReport[]): void {
   const row = (label: string, f: (r: ExchangeReport) => string) => console.log(`| ${label} | ${reports.map(f).join(' | ')} |`);
   row(`change → delivered p50 / p99 (ms) at ${RATE} changes/s`, (r) => `${fmt(r.latency.p50)} / ${fmt(r.latency.p99)}`);
   row(`fan-out deliveries/s (each change → ${FANOUT} subscriptions)`, (r) => fmt(r.fanoutPerSec, 0));
+  row('fan-out CPU ms per delivery: worker / gateway / PostgreSQL / Redis / receiver', (r) => (r.fanoutCpu
+    ? Object.values(r.fanoutCpu).map((ms) => fmt(ms, 3)).join(' / ') : '—'));
   row('bare BullMQ add→process jobs/s (baseline)', (r) => fmt(r.barePerSec, 0));
   row('fan-out ÷ bare BullMQ', (r) => `${fmt((100 * r.fanoutPerSec) / r.barePerSec, 0)} %`);
 }

@@ -8,13 +8,13 @@
  * Every ACK must be AA. Run alone: node --import tsx bench/ingest.ts (after npm run build; BENCH_STACKS,
  * BENCH_INGEST_MESSAGES, BENCH_INGEST_SENDERS, BENCH_INGEST_PACED_SECONDS, BENCH_INGEST_PARSES).
  */
-import { readdirSync, readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import type { MappedResource } from '../src/mapping/engine.js';
 import { startGatewayProcess, type GatewayProcess } from './gateway-process.js';
 import { ClinicClient, freePort, listening, MllpLink } from './hl7-senders.js';
 import { benchParsing, CLINIC_ID, clinicOrganization, mappedResources, rdeMessages, type ParseReport } from './ingest-messages.js';
 import { onEachStack, type BenchStack } from './stacks.js';
+import { cpuMsOf, cpuMsOfCommand } from './cpu.js';
 import { fmt, runPool, summarize, type Latencies } from './stats.js';
 
 const ADMIN_TOKEN = 'bench-admin-token';
@@ -65,26 +65,6 @@ export interface Throughput {
   storeCpuMs: number;
 }
 
-/** utime + stime of a process, in ms (Linux clock ticks of 10 ms). */
-function cpuMsOf(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-
-/** utime + stime of every PostgreSQL server process on this machine, in ms. */
-function postgresCpuMs(): number {
-  let total = 0;
-  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) === 'postgres') total += cpuMsOf(Number(pid));
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-  return total;
-}
-
 const ordersOf = (message: Buffer) => message.toString('latin1').split('\rORC|').length - 1;
 
 function prepared<T>(channel: Channel<T>, prefix: string, count: number): { payload: T; orders: number }[] {
@@ -100,12 +80,12 @@ async function throughput<T>(run: Run, prefix: string, channel: Channel<T>): Pro
   await sendAll(prepared(channel, `${prefix}W`, WARM_UP));
   const batch = prepared(channel, `${prefix}T`, MESSAGES);
   const cpuBefore = cpuMsOf(run.gatewayPid);
-  const storeBefore = run.serverStore ? postgresCpuMs() : 0;
+  const storeBefore = run.serverStore ? cpuMsOfCommand('postgres') : 0;
   const { seconds } = await sendAll(batch);
   return {
     perSec: MESSAGES / seconds,
     cpuMs: (cpuMsOf(run.gatewayPid) - cpuBefore) / MESSAGES,
-    storeCpuMs: run.serverStore ? (postgresCpuMs() - storeBefore) / MESSAGES : 0,
+    storeCpuMs: run.serverStore ? (cpuMsOfCommand('postgres') - storeBefore) / MESSAGES : 0,
   };
 }
 
