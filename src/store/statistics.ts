@@ -2,15 +2,16 @@ import { log } from '../logger.js';
 import type { Database } from './db.js';
 
 /**
- * Keeps the planner's statistics current. The embedded store (PGlite) runs no autovacuum, so without
- * this its statistics would describe an empty store for ever and every search would be planned for
- * one; a PostgreSQL server's autovacuum may also lag far behind a bulk load. Every committed resource
- * write takes an outbox sequence number, so the sequence tells how much changed since the last look:
- * past 500 rows plus 10 % of the store (autovacuum's own rule), the tables searches, ingest and
- * notifications read are analysed. Statements are prepared once per connection, and a plan cached
- * while the store was small (a seq scan of a table of a few hundred rows) is replanned only when its
- * tables are analysed: hence a look every few seconds on a server, which costs two one-row reads. The
- * embedded store looks every 30 s: there ANALYZE holds the one session every request waits for.
+ * Keeps the planner's statistics current. Statements are prepared once per connection, and a plan cached
+ * while a table was small (a seq scan of a few hundred rows) is replanned only when the table is
+ * analysed; the embedded store (PGlite) runs no autovacuum at all, and a PostgreSQL server's autovacuum
+ * looks only once a minute, while a fan-out adds tens of thousands of delivery rows in seconds. A table
+ * is due past 500 changed rows plus 10 % of its size (autovacuum's own rule):
+ * - on a server, by its own counters (pg_stat_user_tables), whichever process wrote the rows; a look is
+ *   one read of those counters, every few seconds;
+ * - on the embedded store, which keeps no such counters, by the sequences every resource write and every
+ *   notification take (outbox, delivery), and then all the tables below are analysed. It looks every
+ *   30 s: there ANALYZE holds the one session every request waits for.
  */
 const TABLES = [
   'resource', 'resource_version', 'sp_token', 'sp_string', 'sp_date', 'sp_number', 'sp_reference', 'sp_uri',
@@ -22,24 +23,20 @@ const SCALE = 0.1;
 const ANALYZE_LOCK = 7_160_202;
 
 export interface StatisticsKeeper {
-  /** Looks once: analyses when enough changed. Returns whether it did. */
+  /** Looks once: analyses what changed enough. Returns whether it analysed anything. */
   check(): Promise<boolean>;
   stop(): void;
 }
 
 export function keepStatistics(db: Database, intervalMs = db.embedded ? 30_000 : 5_000): StatisticsKeeper {
-  let analysedAt = -1;
-  let running: Promise<boolean> | undefined;
+  const due = db.embedded ? embeddedDue() : serverDue;
   const check = async (): Promise<boolean> => {
-    const written = await writesSoFar(db);
-    const rows = await resourceRows(db);
-    // A process's first look analyses any store with data: PGlite's own counters cannot say what changed.
-    const due = analysedAt < 0 ? BASE_THRESHOLD : analysedAt + BASE_THRESHOLD + SCALE * Math.max(rows, 0);
-    if (written < due) return false;
-    await analyse(db);
-    analysedAt = written;
+    const tables = await due(db);
+    if (!tables.length) return false;
+    await analyse(db, tables);
     return true;
   };
+  let running: Promise<boolean> | undefined;
   const tick = () => {
     running ??= check()
       .catch((err: Error) => {
@@ -53,22 +50,38 @@ export function keepStatistics(db: Database, intervalMs = db.embedded ? 30_000 :
   return { check, stop: () => clearInterval(timer) };
 }
 
-async function writesSoFar(db: Database): Promise<number> {
-  const { rows } = await db.query<{ last_value: number; is_called: boolean }>('SELECT last_value, is_called FROM outbox_seq_seq');
-  return rows[0].is_called ? Number(rows[0].last_value) : 0;
+/** Tables whose rows changed past the threshold since their last ANALYZE (or never analysed, with rows). */
+async function serverDue(db: Database): Promise<string[]> {
+  const { rows } = await db.query<{ relname: string }>(
+    `SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+     WHERE s.schemaname = current_schema() AND s.relname = ANY($1::text[])
+       AND (s.n_mod_since_analyze > $2 + $3 * GREATEST(c.reltuples, 0) OR (c.reltuples < 0 AND s.n_live_tup > 0))`,
+    [TABLES, BASE_THRESHOLD, SCALE]);
+  return rows.map((r) => r.relname);
 }
 
-/** The planner's idea of the store's size (-1 before its first ANALYZE). */
-async function resourceRows(db: Database): Promise<number> {
-  const { rows } = await db.query<{ reltuples: number }>("SELECT reltuples FROM pg_class WHERE oid = 'resource'::regclass");
-  return Number(rows[0]?.reltuples ?? -1);
+/** All tables once the store's write sequences moved past the threshold since the last look that analysed. */
+function embeddedDue(): (db: Database) => Promise<string[]> {
+  let analysedAt = -1;
+  return async (db) => {
+    const { rows } = await db.query<{ written: number; size: number }>(
+      `SELECT (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM outbox_seq_seq)
+         + (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM delivery_id_seq) AS written,
+         (SELECT sum(GREATEST(reltuples, 0)) FROM pg_class WHERE oid IN ('resource'::regclass, 'delivery'::regclass)) AS size`);
+    const written = Number(rows[0].written);
+    // A process's first look analyses any store with data: nothing says what changed before it started.
+    const threshold = analysedAt < 0 ? BASE_THRESHOLD : analysedAt + BASE_THRESHOLD + SCALE * Number(rows[0].size);
+    if (written < threshold) return [];
+    analysedAt = written;
+    return TABLES;
+  };
 }
 
-async function analyse(db: Database): Promise<void> {
+async function analyse(db: Database, tables: string[]): Promise<void> {
   await db.transaction(async (client) => {
     await client.query('SELECT pg_advisory_xact_lock($1)', [ANALYZE_LOCK]);
     const started = Date.now();
-    await client.query(`ANALYZE ${TABLES.join(', ')}`);
-    log.info({ ms: Date.now() - started }, 'store statistics refreshed');
+    await client.query(`ANALYZE ${tables.join(', ')}`);
+    log.info({ ms: Date.now() - started, tables: tables.length }, 'store statistics refreshed');
   });
 }
