@@ -20,16 +20,33 @@ export interface Change {
 /** Notifications about one patient (or one resource outside any compartment) keep their order. */
 export const orderKeyOf = (c: { patientId: string | null; resourceType: string; id: string }) => c.patientId ?? `${c.resourceType}/${c.id}`;
 
-/** A delivery job to add: job id `delivery-<id>-<generation>`, so a re-add of the same generation is a no-op. */
+/** A delivery to queue, as the store returns it. */
 export interface DeliveryJobRef {
   id: number;
   generation: number;
   subscriber: string | null;
   /** The subscription's purpose of use when queued (the worker checks it is still the subscription's). */
   purpose?: string;
+  /** The change an event notifies (none for a handshake or heartbeat). */
+  changeSeq?: number | null;
 }
 
+/** A change's deliveries travel together in jobs of at most this many (one block of delivery ids each). */
+export const DELIVERY_BATCH = 100;
+
+/** The job of one delivery: `delivery-<id>-<generation>`; each new job for the row takes a new generation. */
 export const deliveryJobId = (ref: { id: number; generation: number }) => `delivery-${ref.id}-${ref.generation}`;
+
+/**
+ * The job that carries a change's deliveries as its matching queued them (generation 0): one per block of
+ * DELIVERY_BATCH delivery ids, so it is named from any one of its rows, and a re-add is a no-op. A delivery
+ * that leaves its batch (to wait or to be retried) takes generation 1 and a job of its own.
+ */
+export const batchJobId = (changeSeq: number, id: number) => `deliveries-${changeSeq}-${Math.floor(id / DELIVERY_BATCH)}`;
+
+/** Whether a delivery may travel in its change's batch job. */
+export const batchable = (ref: DeliveryJobRef): ref is DeliveryJobRef & { changeSeq: number } =>
+  ref.generation === 0 && ref.changeSeq !== undefined && ref.changeSeq !== null;
 
 /**
  * Matching, parking and settling of one order key take its lock (one per patient, shared by the
@@ -67,14 +84,14 @@ export async function recordMatches(db: Database, change: Change, subscribers: {
          ON CONFLICT (subscription_id, resource_type, resource_id, version_id) WHERE kind = 'event' DO NOTHING
          RETURNING id, generation, subscriber, subscription_id, queued),
        matched AS (UPDATE outbox SET matched_at = now() WHERE seq = $2 AND matched_at IS NULL)
-       SELECT i.id, i.generation, i.subscriber, x.purpose FROM ins i JOIN x ON x.sub = i.subscription_id WHERE i.queued
+       SELECT i.id, i.generation, i.subscriber, x.purpose, $2::bigint AS "changeSeq" FROM ins i JOIN x ON x.sub = i.subscription_id WHERE i.queued
        UNION ALL
-       SELECT d.id, d.generation, d.subscriber, x.purpose FROM x JOIN delivery d ON d.kind = 'event' AND d.subscription_id = x.sub
+       SELECT d.id, d.generation, d.subscriber, x.purpose, $2 FROM x JOIN delivery d ON d.kind = 'event' AND d.subscription_id = x.sub
          AND d.resource_type = $3 AND d.resource_id = $4 AND d.version_id = $5
        WHERE d.status = 'pending' AND d.queued`,
       [JSON.stringify(subscribers.map((s) => ({ sub: s.id, subscriber: s.owner, purpose: s.purpose }))), change.seq, change.resourceType, change.id,
         change.versionId, change.action, change.owner, change.patientId, orderKey, change.committedAt]);
-    return rows;
+    return rows.map((r) => ({ ...r, id: Number(r.id), changeSeq: Number(r.changeSeq) }));
   });
 }
 
@@ -104,6 +121,8 @@ export interface DeliveryRow {
   order_key: string | null;
   event_number: number | null;
   status: string;
+  /** Which job owns the row now (0: its change's batch; see batchJobId). */
+  generation: number;
   attempts: number;
   created_at: Date;
   changed_at: Date | null;
@@ -133,7 +152,7 @@ export async function loadDeliveries(db: Queryable, ids: number[], subscriber: s
   const idParam = params.add(ids);
   const viewer = { admin: false, organizationId: subscriber ?? undefined, purposeOfUse: purpose };
   const sql = `SELECT d.id, d.subscription_id, d.subscriber, d.kind, d.change_seq, d.resource_type, d.resource_id, d.version_id,
-      d.action, d.patient_id, d.data_owner, d.order_key, d.event_number, d.status, d.attempts, d.created_at, d.changed_at,
+      d.action, d.patient_id, d.data_owner, d.order_key, d.event_number, d.status, d.generation, d.attempts, d.created_at, d.changed_at,
       s.status AS subscription_status, s.last_error AS subscription_error, s.purpose, s.events, sub.version_id AS subscription_version,
       (d.kind = 'event' AND EXISTS (SELECT 1 FROM outbox o WHERE o.matched_at IS NULL AND o.seq < d.change_seq
         AND COALESCE(o.patient_id, o.resource_type || '/' || o.id) = d.order_key)) AS waits_for_change,
@@ -165,12 +184,25 @@ export async function parkBehindEarlier(db: Database, row: Pick<DeliveryRow, 'id
   });
 }
 
-/** One failed attempt, kept with its error. */
-export async function recordAttempt(db: Queryable, id: number, error: string, httpStatus: number | null): Promise<void> {
-  await db.query(
-    `UPDATE delivery SET attempts = attempts + 1, last_error = $2, last_http_status = $3, updated_at = now() WHERE id = $1`,
-    [id, error.slice(0, 1000), httpStatus],
+/**
+ * One failed attempt, kept with its error. Returns the generation of the job that tries again: a new one
+ * when the delivery leaves its batch (`ownJob`), undefined if the delivery is no longer pending.
+ */
+export async function recordAttempt(db: Queryable, id: number, error: string, httpStatus: number | null, ownJob = false): Promise<number | undefined> {
+  const { rows } = await db.query<{ generation: number }>(
+    `UPDATE delivery SET attempts = attempts + 1, last_error = $2, last_http_status = $3, generation = generation + $4, updated_at = now()
+     WHERE id = $1 AND status = 'pending' RETURNING generation`,
+    [id, error.slice(0, 1000), httpStatus, ownJob ? 1 : 0],
   );
+  return rows[0]?.generation;
+}
+
+/** A delivery leaves its batch for a job of its own; returns that job's generation (undefined if settled meanwhile). */
+export async function leaveBatch(db: Queryable, id: number): Promise<number | undefined> {
+  const { rows } = await db.query<{ generation: number }>(
+    `UPDATE delivery SET generation = generation + 1, updated_at = now() WHERE id = $1 AND status = 'pending' AND generation = 0
+     RETURNING generation`, [id]);
+  return rows[0]?.generation;
 }
 
 export type FinalStatus = 'delivered' | 'dead' | 'withheld' | 'cancelled';

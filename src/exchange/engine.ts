@@ -5,18 +5,18 @@ import { FhirService } from '../fhir/service.js';
 import { log } from '../logger.js';
 import type { Database } from '../store/db.js';
 import type { Repository } from '../store/repository.js';
-import { deliveryProcessor } from '../subscriptions/deliver.js';
 import { registerEndpointPolicy, type EndpointPolicy } from '../subscriptions/endpoint-policy.js';
 import { HeartbeatTicker } from '../subscriptions/heartbeats.js';
 import { SubscriptionLifecycle } from '../subscriptions/lifecycle.js';
 import { changeProcessor } from '../subscriptions/match-change.js';
 import { SpecCache } from '../subscriptions/state.js';
 import { WebhookClient } from '../subscriptions/webhook-client.js';
-import { deliveryJobId, type DeliveryJobRef, type SettleResult } from './deliveries.js';
+import { deliveryProcessor, DELIVERY_BATCH_JOB, DELIVERY_JOB, jobDataOf, type DeliveryBatchData, type DeliveryJobData } from '../subscriptions/deliver.js';
+import { batchable, batchJobId, deliveryJobId, type DeliveryJobRef, type SettleResult } from './deliveries.js';
 import { DeliveryLoader } from './delivery-loader.js';
 import { SettlementLedger } from './ledger.js';
 import { reportQueueDepths } from './metrics.js';
-import { addJobs, CHANGES_QUEUE, DELIVERIES_QUEUE, openQueueBackend, type AnyQueue, type AnyWorker, type QueueBackend } from './queues.js';
+import { addJobs, type NewJob, CHANGES_QUEUE, DELIVERIES_QUEUE, openQueueBackend, type AnyQueue, type AnyWorker, type QueueBackend } from './queues.js';
 import { Reconciler } from './reconciler.js';
 import { OutboxRelay } from './relay.js';
 import { backoffDelay } from './retry.js';
@@ -72,13 +72,38 @@ export class Exchange {
     return exchange;
   }
 
+  /**
+   * Queues deliveries: those a change's matching queued go in batch jobs (unless a delivery rate limit is
+   * set: the queue limits jobs, so each delivery is then a job), any other in a job of its own.
+   */
   async enqueueDeliveries(refs: DeliveryJobRef[]): Promise<void> {
     if (!refs.length) return;
-    await addJobs(this.deliveries, refs.map((ref) => ({
-      name: 'deliver',
-      data: { delivery: Number(ref.id), subscriber: ref.subscriber, ...(ref.purpose ? { purpose: ref.purpose } : {}) },
-      opts: { ...this.deliveryJobOptions, jobId: deliveryJobId({ id: Number(ref.id), generation: ref.generation }) },
-    })));
+    const batches = new Map<string, DeliveryJobData[]>();
+    const jobs: NewJob[] = [];
+    for (const ref of refs) {
+      if (batchable(ref) && !this.deps.config.exchange.deliveryRateLimit) {
+        const jobId = batchJobId(ref.changeSeq, ref.id);
+        batches.set(jobId, [...(batches.get(jobId) ?? []), jobDataOf(ref)]);
+      } else jobs.push(this.singleJob(ref));
+    }
+    for (const [jobId, deliveries] of batches) {
+      jobs.push({ name: DELIVERY_BATCH_JOB, data: { deliveries } satisfies DeliveryBatchData, opts: { ...this.deliveryJobOptions, jobId } });
+    }
+    await addJobs(this.deliveries, jobs);
+  }
+
+  /** A delivery's own job, after `delayMs` (a delivery that left its batch to wait or be retried). */
+  async enqueueLater(ref: DeliveryJobRef, delayMs: number, attempted = 0): Promise<void> {
+    const job = this.singleJob(ref, attempted);
+    await addJobs(this.deliveries, [{ ...job, opts: { ...job.opts, delay: delayMs } }]);
+  }
+
+  private singleJob(ref: DeliveryJobRef, attempted = 0): NewJob {
+    return {
+      name: DELIVERY_JOB,
+      data: { ...jobDataOf(ref), ...(attempted ? { attempted } : {}) } satisfies DeliveryJobData,
+      opts: { ...this.deliveryJobOptions, jobId: deliveryJobId(ref) },
+    };
   }
 
   async startWorkers(): Promise<void> {
@@ -105,12 +130,15 @@ export class Exchange {
       db, loader: new DeliveryLoader(db), specs, client: this.client, settings, baseUrl: config.baseUrl ? `${config.baseUrl}/fhir` : undefined,
       settle: (s) => ledger.submit(s),
       settleDelivered: (s) => ledger.handOver(s),
+      enqueueLater: (ref, delayMs, attempted) => this.enqueueLater(ref, delayMs, attempted),
       subscriptionFailed: (id, kind, error, final) => lifecycle.deliveryFailed(id, kind, error, final),
     }) as never, {
       ...lock,
       concurrency: settings.deliveryConcurrency,
       ...(settings.deliveryRateLimit ? { limiter: { max: settings.deliveryRateLimit, duration: 1000 } } : {}),
-      settings: { backoffStrategy: (attempts: number) => backoffDelay(attempts, settings) },
+      // A delivery that left its batch after failed attempts continues their backoff.
+      settings: { backoffStrategy: (attempts: number, _type?: string, _err?: Error, job?: { data?: Partial<DeliveryJobData> }) =>
+        backoffDelay(attempts + (job?.data?.attempted ?? 0), settings) },
     }));
     const heartbeats = new HeartbeatTicker(db, lifecycle, enqueue, settings.heartbeatTickMs);
     const reconciler = new Reconciler(db, this.changes, this.deliveries, enqueue, settings.reconcileIntervalMs);

@@ -1,6 +1,6 @@
 import { log } from '../logger.js';
 import type { Database } from '../store/db.js';
-import { deliveryJobId, type Change, type DeliveryJobRef } from './deliveries.js';
+import { batchable, batchJobId, deliveryJobId, type Change, type DeliveryJobRef } from './deliveries.js';
 import type { AnyQueue } from './queues.js';
 import { CHANGE_JOB_OPTIONS, changeJobId } from './relay.js';
 
@@ -71,16 +71,24 @@ export class Reconciler {
 
   private async lostDeliveries(): Promise<number> {
     const { rows } = await this.db.query<DeliveryJobRef>(
-      `SELECT id, generation, subscriber FROM delivery WHERE status = 'pending' AND queued AND updated_at < now() - $1::interval
+      `SELECT id, generation, subscriber, change_seq AS "changeSeq" FROM delivery WHERE status = 'pending' AND queued
+         AND updated_at < now() - $1::interval
        ORDER BY id LIMIT ${BATCH}`, [this.age]);
     const lost: number[] = [];
     for (const ref of rows) {
-      const job = await this.deliveries.getJob(deliveryJobId(ref));
+      const job = await this.jobOf(ref);
       const state = job && (await job.getState());
       if (state === 'failed') await job!.retry();
-      else if (!job || state === 'completed' || state === 'unknown') lost.push(ref.id);
+      else if (!job || state === 'completed' || state === 'unknown') lost.push(Number(ref.id));
     }
     return this.requeue(lost, 'AND queued');
+  }
+
+  /** The job that carries a delivery: its own, or its change's batch (generation 0, unless rate limiting queued it alone). */
+  private async jobOf(ref: DeliveryJobRef) {
+    const own = await this.deliveries.getJob(deliveryJobId(ref));
+    if (own || !batchable(ref)) return own;
+    return this.deliveries.getJob(batchJobId(Number(ref.changeSeq), Number(ref.id)));
   }
 
   private async orphanedWaits(): Promise<number> {

@@ -1,5 +1,6 @@
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
-import { parkBehindEarlier, recordAttempt, type DeliveryRow, type FinalStatus, type Settlement } from '../exchange/deliveries.js';
+import pLimit, { type LimitFunction } from 'p-limit';
+import { leaveBatch, parkBehindEarlier, recordAttempt, type DeliveryJobRef, type DeliveryRow, type FinalStatus, type Settlement } from '../exchange/deliveries.js';
 import type { DeliveryLoader } from '../exchange/delivery-loader.js';
 import { afterFailure } from '../exchange/retry.js';
 import type { ExchangeSettings } from '../exchange/settings.js';
@@ -15,12 +16,25 @@ import type { SubscriptionSpec } from './spec.js';
 import type { SpecCache } from './state.js';
 import { DeliveryFailure, type WebhookClient } from './webhook-client.js';
 
-/** Data of a `deliveries` job: the delivery row and whose eyes (and for what purpose) the notification is checked with. */
+/** Data of a `deliveries` job for one delivery: the row and whose eyes (and for what purpose) it is checked with. */
 export interface DeliveryJobData {
   delivery: number;
   subscriber: string | null;
   purpose?: string;
+  /** Failed attempts made before the delivery left its batch (its backoff continues from there). */
+  attempted?: number;
 }
+
+/** Data of a batch job: deliveries of one change, queued by its matching (see batchJobId). */
+export interface DeliveryBatchData {
+  deliveries: DeliveryJobData[];
+}
+
+export const DELIVERY_JOB = 'deliver';
+export const DELIVERY_BATCH_JOB = 'deliver-batch';
+
+export const jobDataOf = (ref: DeliveryJobRef): DeliveryJobData =>
+  ({ delivery: Number(ref.id), subscriber: ref.subscriber, ...(ref.purpose ? { purpose: ref.purpose } : {}) });
 
 export interface DeliveryDeps {
   db: Database;
@@ -34,6 +48,8 @@ export interface DeliveryDeps {
   settle(settlement: Settlement): Promise<void>;
   /** The same for a delivered notification, without waiting for the commit unless settlements pile up. */
   settleDelivered(settlement: Settlement): Promise<void>;
+  /** Queues a delivery that left its batch in a job of its own, after `delayMs`. */
+  enqueueLater(ref: DeliveryJobRef, delayMs: number, attempted: number): Promise<void>;
   /** A failed attempt (`final`: the last one): counted, and the subscription may go to error. */
   subscriptionFailed(subscriptionId: string, kind: DeliveryRow['kind'], error: string, final: boolean): Promise<void>;
 }
@@ -42,45 +58,98 @@ export interface DeliveryDeps {
 const WAIT_FOR_MATCHING_MS = 100;
 const MAX_ATTEMPTS: Record<DeliveryRow['kind'], number | undefined> = { event: undefined, handshake: 3, heartbeat: 1 };
 
+/** How one attempt ended: settled (sent, decided without sending, or given up), to look again later, or to retry. */
+type Attempt =
+  | { settled: string; dead?: string }
+  | { waitMs: number }
+  | { failure: DeliveryFailure; delayMs: number; attempts: number; generation?: number };
+
 /**
- * Sends one notification: re-reads it (a settled one is not sent twice), keeps the stream's order,
- * re-checks at send time that the subscriber may still see the resource (a revoked Consent withholds
- * what was queued), builds and signs the request, sends it and settles the outcome. A failed attempt
- * is retried by the queue with backoff until the retry limit or age, then the delivery is dead.
+ * Sends notifications. A job carries one delivery or a batch of a change's deliveries; each is re-read (a
+ * settled one is not sent twice), keeps its stream's order, is re-checked at send time against what the
+ * subscriber may still see (a revoked Consent withholds what was queued), built, signed, sent and settled.
+ * A failed attempt is retried with backoff until the retry limit or age, then the delivery is dead: a
+ * single delivery's job is retried by the queue; a batch member takes a job of its own for its retry.
  */
 export function deliveryProcessor(deps: DeliveryDeps) {
-  return async (job: Job<DeliveryJobData>, token?: string): Promise<string> => {
-    const row = await deps.loader.load(job.data.delivery, job.data.subscriber, job.data.purpose);
-    if (!row || row.status !== 'pending') return 'already settled';
-    const decided = (status: FinalStatus, error?: string) => settleWithout(deps, row, status, error);
-    if (!row.subscription_version || !row.subscription_status || row.subscription_status === 'off') return decided('cancelled', 'Subscription is off or deleted');
-    if (row.kind === 'event') {
-      if (row.waits_for_change) {
-        await job.moveToDelayed(Date.now() + WAIT_FOR_MATCHING_MS, token);
-        throw new DelayedError();
-      }
-      if (row.waits_for_earlier && (await parkBehindEarlier(deps.db, row))) return 'waiting behind an earlier notification';
-      if (!row.visible) return decided('withheld', 'The subscriber may no longer see this resource');
-    }
-    const spec = (await deps.specs.get(deps.db, [{ id: row.subscription_id, versionId: row.subscription_version }])).get(row.subscription_id);
-    if (!spec) return decided('cancelled', 'The Subscription can no longer be served');
-    if (spec.status === 'off') return decided('cancelled', 'Subscription is off');
-    const message = notificationMessage(spec, statusFacts(spec, row, deps.baseUrl));
-    const headers = signedHeaders(spec, row, message.body);
-    let status: number;
-    try {
-      status = await deps.client.send(message, headers, Math.min(deps.settings.deliveryTimeoutMs, (spec.timeoutSeconds ?? Infinity) * 1000));
-    } catch (err) {
-      return failed(deps, row, err);
-    }
-    await deps.settleDelivered({
-      id: row.id, subscriptionId: row.subscription_id, kind: row.kind, orderKey: row.order_key, status: 'delivered', tried: 1,
-      httpStatus: status, audit: notificationAudit(auditFacts(spec, row)),
-    });
-    deliveryOutcomes.inc({ kind: row.kind, outcome: 'delivered' });
-    if (row.kind === 'event' && row.changed_at) deliveryLatency.observe((Date.now() - row.changed_at.getTime()) / 1000);
-    return 'delivered';
+  const slots = pLimit(deps.settings.deliveryConcurrency);
+  return async (job: Job<DeliveryJobData | DeliveryBatchData>, token?: string): Promise<string> => {
+    if (job.name === DELIVERY_BATCH_JOB) return deliverBatch(deps, (job.data as DeliveryBatchData).deliveries, slots);
+    return slots(() => deliverOne(deps, job as Job<DeliveryJobData>, token));
   };
+}
+
+async function deliverOne(deps: DeliveryDeps, job: Job<DeliveryJobData>, token?: string): Promise<string> {
+  const row = await deps.loader.load(job.data.delivery, job.data.subscriber, job.data.purpose);
+  if (!row || row.status !== 'pending') return 'already settled';
+  const outcome = await attempt(deps, row, false);
+  if ('waitMs' in outcome) {
+    await job.moveToDelayed(Date.now() + outcome.waitMs, token);
+    throw new DelayedError();
+  }
+  if ('failure' in outcome) throw outcome.failure;
+  if (outcome.dead) throw new UnrecoverableError(outcome.dead);
+  return outcome.settled;
+}
+
+/**
+ * The members of a batch go at once (within the worker's delivery concurrency). If the store fails
+ * under one, the batch job fails after the others finished and is retried: settled members are skipped.
+ */
+async function deliverBatch(deps: DeliveryDeps, members: DeliveryJobData[], slots: LimitFunction): Promise<string> {
+  const results = await Promise.allSettled(members.map((data) => slots(() => deliverMember(deps, data))));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  const counts = new Map<string, number>();
+  for (const r of results as PromiseFulfilledResult<string>[]) counts.set(r.value, (counts.get(r.value) ?? 0) + 1);
+  return [...counts].map(([what, n]) => `${n} ${what}`).join(', ');
+}
+
+async function deliverMember(deps: DeliveryDeps, data: DeliveryJobData): Promise<string> {
+  const row = await deps.loader.load(data.delivery, data.subscriber, data.purpose);
+  if (!row || row.status !== 'pending') return 'already settled';
+  if (row.generation !== 0) return 'in a job of its own';
+  const outcome = await attempt(deps, row, true);
+  const ref = { id: row.id, subscriber: row.subscriber, purpose: row.purpose ?? undefined };
+  if ('waitMs' in outcome) {
+    const generation = await leaveBatch(deps.db, row.id);
+    if (generation !== undefined) await deps.enqueueLater({ ...ref, generation }, outcome.waitMs, 0);
+    return 'waiting for an earlier change';
+  }
+  if ('failure' in outcome) {
+    if (outcome.generation !== undefined) await deps.enqueueLater({ ...ref, generation: outcome.generation }, outcome.delayMs, outcome.attempts);
+    return 'to be retried';
+  }
+  return outcome.dead ? 'dead' : outcome.settled;
+}
+
+/** One attempt at a pending delivery; `ownJob`: a retry or wait takes the delivery out of its batch. */
+async function attempt(deps: DeliveryDeps, row: DeliveryRow, ownJob: boolean): Promise<Attempt> {
+  const decided = async (status: FinalStatus, error?: string) => ({ settled: await settleWithout(deps, row, status, error) });
+  if (!row.subscription_version || !row.subscription_status || row.subscription_status === 'off') return decided('cancelled', 'Subscription is off or deleted');
+  if (row.kind === 'event') {
+    if (row.waits_for_change) return { waitMs: WAIT_FOR_MATCHING_MS };
+    if (row.waits_for_earlier && (await parkBehindEarlier(deps.db, row))) return { settled: 'waiting behind an earlier notification' };
+    if (!row.visible) return decided('withheld', 'The subscriber may no longer see this resource');
+  }
+  const spec = (await deps.specs.get(deps.db, [{ id: row.subscription_id, versionId: row.subscription_version }])).get(row.subscription_id);
+  if (!spec) return decided('cancelled', 'The Subscription can no longer be served');
+  if (spec.status === 'off') return decided('cancelled', 'Subscription is off');
+  const message = notificationMessage(spec, statusFacts(spec, row, deps.baseUrl));
+  const headers = signedHeaders(spec, row, message.body);
+  let status: number;
+  try {
+    status = await deps.client.send(message, headers, Math.min(deps.settings.deliveryTimeoutMs, (spec.timeoutSeconds ?? Infinity) * 1000));
+  } catch (err) {
+    return failed(deps, row, err, ownJob);
+  }
+  await deps.settleDelivered({
+    id: row.id, subscriptionId: row.subscription_id, kind: row.kind, orderKey: row.order_key, status: 'delivered', tried: 1,
+    httpStatus: status, audit: notificationAudit(auditFacts(spec, row)),
+  });
+  deliveryOutcomes.inc({ kind: row.kind, outcome: 'delivered' });
+  if (row.kind === 'event' && row.changed_at) deliveryLatency.observe((Date.now() - row.changed_at.getTime()) / 1000);
+  return { settled: 'delivered' };
 }
 
 async function settleWithout(deps: DeliveryDeps, row: DeliveryRow, status: FinalStatus, error?: string): Promise<string> {
@@ -90,24 +159,25 @@ async function settleWithout(deps: DeliveryDeps, row: DeliveryRow, status: Final
   return status;
 }
 
-async function failed(deps: DeliveryDeps, row: DeliveryRow, err: unknown): Promise<never> {
+async function failed(deps: DeliveryDeps, row: DeliveryRow, err: unknown, ownJob: boolean): Promise<Attempt> {
   const failure = err instanceof DeliveryFailure ? err : new DeliveryFailure(String((err as Error)?.message ?? err));
   const attempts = row.attempts + 1;
   const decision = afterFailure(attempts, row.created_at, deps.settings, MAX_ATTEMPTS[row.kind] ?? deps.settings.deliveryAttempts);
   log.warn({ delivery: row.id, subscription: row.subscription_id, attempt: attempts, error: failure.message }, 'notification attempt failed');
   if (!decision.retry) {
+    const reason = `${failure.message}; ${decision.reason}`;
     await deps.settle({
       id: row.id, subscriptionId: row.subscription_id, kind: row.kind, orderKey: row.order_key, status: 'dead', tried: 1,
-      httpStatus: failure.httpStatus, error: `${failure.message}; ${decision.reason}`,
+      httpStatus: failure.httpStatus, error: reason,
     });
     deliveryOutcomes.inc({ kind: row.kind, outcome: 'dead' });
     await deps.subscriptionFailed(row.subscription_id, row.kind, failure.message, true);
-    throw new UnrecoverableError(`${failure.message}; ${decision.reason}`);
+    return { settled: 'dead', dead: reason };
   }
-  await recordAttempt(deps.db, row.id, failure.message, failure.httpStatus);
+  const generation = await recordAttempt(deps.db, row.id, failure.message, failure.httpStatus, ownJob);
   deliveryOutcomes.inc({ kind: row.kind, outcome: 'retry' });
   await deps.subscriptionFailed(row.subscription_id, row.kind, failure.message, false);
-  throw failure;
+  return { failure, delayMs: decision.delayMs, attempts, generation };
 }
 
 function statusFacts(spec: SubscriptionSpec, row: DeliveryRow, baseUrl?: string): StatusFacts {

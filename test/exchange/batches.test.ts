@@ -1,0 +1,115 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { batchJobId, deliveryJobId, type DeliveryJobRef } from '../../src/exchange/deliveries.js';
+import { Reconciler } from '../../src/exchange/reconciler.js';
+import { DELIVERY_BATCH_JOB, type DeliveryBatchData } from '../../src/subscriptions/deliver.js';
+import { organizationClient, type FhirClient } from '../support/fhir-client.js';
+import { bodyTemperature, patient } from '../support/resources.js';
+import { stackName, startTestStack, type TestStack } from '../support/stack.js';
+import { Receiver } from '../subscriptions/receiver.js';
+import { criteriaSubscription, DELIVERING, eventually, subscribe } from '../subscriptions/subscriptions.js';
+
+interface DeliveryFacts {
+  id: number;
+  subscription_id: string;
+  change_seq: number;
+  generation: number;
+  attempts: number;
+  status: string;
+}
+
+const deliveriesOf = async (stack: TestStack, resourceId: string) =>
+  (await stack.gateway.services.db.query<DeliveryFacts>(
+    `SELECT id::int, subscription_id, change_seq::int, generation, attempts, status FROM delivery WHERE resource_id = $1 ORDER BY id`, [resourceId])).rows;
+
+describe(`batches of a change's notifications (${stackName})`, () => {
+  let stack: TestStack;
+  let clinic: FhirClient;
+  let receiver: Receiver;
+
+  beforeAll(async () => {
+    stack = await startTestStack(DELIVERING);
+    clinic = await organizationClient(stack, 'batch-clinic');
+    receiver = await Receiver.start();
+  });
+  afterAll(async () => {
+    await receiver?.close();
+    await stack?.stop();
+  });
+
+  it('sends a change to its subscriptions from one job; a member that fails is retried in a job of its own, once in effect', async () => {
+    const patientId = (await clinic.post('Patient', patient('BATCH-1'))).body.id;
+    const criteria = `Observation?patient=Patient/${patientId}`;
+    const subs = await Promise.all(['a', 'b', 'flaky'].map((name) => subscribe(clinic, criteriaSubscription(`${receiver.url}/${name}`, criteria))));
+    let flakyCalls = 0;
+    receiver.answerWith((req) => (req.path.startsWith('/flaky/') && ++flakyCalls <= 2 ? 503 : 200));
+    const observation = (await clinic.post('Observation', bodyTemperature(patientId, 37.1, '2026-11-27T09:00:00+09:00'))).body;
+    const delivered = await eventually(async () => {
+      const rows = await deliveriesOf(stack, observation.id);
+      return rows.length === 3 && rows.every((r) => r.status === 'delivered') && rows;
+    }, 'three notifications delivered');
+
+    // The matching queued all three in the change's batch job(s): one per block of delivery ids.
+    const { deliveries } = stack.gateway.services.exchange;
+    const jobIds = [...new Set(delivered.map((d) => batchJobId(d.change_seq, d.id)))];
+    const jobs = await Promise.all(jobIds.map((id) => deliveries.getJob(id)));
+    expect(jobs.every((job) => job?.name === DELIVERY_BATCH_JOB)).toBe(true);
+    expect(jobs.flatMap((job) => (job!.data as DeliveryBatchData).deliveries.map((d) => d.delivery)).sort()).toEqual(delivered.map((d) => d.id).sort());
+
+    const flaky = delivered.find((d) => d.subscription_id === subs[2].id)!;
+    expect(flaky).toMatchObject({ attempts: 3, generation: 1 });
+    expect(await deliveries.getJob(deliveryJobId(flaky))).toBeDefined();
+    for (const ok of delivered.filter((d) => d !== flaky)) expect(ok).toMatchObject({ attempts: 1, generation: 0 });
+
+    const flakyRequests = receiver.requests.filter((r) => r.path.startsWith('/flaky/'));
+    expect(flakyRequests.map((r) => r.status)).toEqual([503, 503, 200]);
+    expect(new Set(flakyRequests.map((r) => r.headers['x-renkei-idempotency-key'])).size).toBe(1);
+    expect(receiver.applied.filter((r) => r.path.includes(observation.id))).toHaveLength(3);
+  });
+});
+
+describe(`reconciliation of batch jobs (${stackName})`, () => {
+  let stack: TestStack;
+
+  beforeAll(async () => {
+    // No workers: the queued jobs stay where the test can see them.
+    stack = await startTestStack({ RENKEI_WORKERS: 'off', RENKEI_RELAY: 'off' });
+  });
+  afterAll(() => stack?.stop());
+
+  it("finds a delivery's batch job by its change, and re-queues each delivery alone once that job is lost", async () => {
+    const { db, exchange } = stack.gateway.services;
+    const { rows } = await db.query<DeliveryJobRef & { change_seq: string }>(
+      `INSERT INTO delivery (subscription_id, subscriber, kind, change_seq, resource_type, resource_id, version_id, order_key, updated_at)
+       SELECT 'sub-' || n, 'batch-clinic', 'event', 990001, 'Observation', 'obs-batch', 1, 'Patient/p', now() - interval '1 hour'
+       FROM generate_series(1, 2) n RETURNING id::int, generation, subscriber, change_seq`);
+    const refs = rows.map((r) => ({ id: r.id, generation: r.generation, subscriber: r.subscriber, changeSeq: Number(r.change_seq) }));
+    await exchange.enqueueDeliveries(refs);
+    const jobIds = [...new Set(refs.map((r) => batchJobId(r.changeSeq, r.id)))];
+    const reconciler = new Reconciler(db, exchange.changes, exchange.deliveries, (r) => exchange.enqueueDeliveries(r), 1000);
+    expect((await reconciler.run()).deliveries, 'their batch job is waiting').toBe(0);
+
+    for (const id of jobIds) await (await exchange.deliveries.getJob(id))!.remove(); // as if Redis had lost it
+    expect((await reconciler.run()).deliveries).toBe(2);
+    for (const ref of refs) {
+      const job = await exchange.deliveries.getJob(deliveryJobId({ id: ref.id, generation: 1 }));
+      expect(job?.data).toMatchObject({ delivery: ref.id, subscriber: 'batch-clinic' });
+    }
+  });
+});
+
+describe(`deliveries under a rate limit (${stackName})`, () => {
+  let stack: TestStack;
+
+  beforeAll(async () => {
+    stack = await startTestStack({ RENKEI_WORKERS: 'off', RENKEI_RELAY: 'off', RENKEI_DELIVERY_RATE_LIMIT: '5' });
+  });
+  afterAll(() => stack?.stop());
+
+  it('queues each delivery of a change in a job of its own: the limit counts jobs', async () => {
+    const { exchange } = stack.gateway.services;
+    const refs = [{ id: 880001, generation: 0, subscriber: 'org-a', changeSeq: 77 }, { id: 880002, generation: 0, subscriber: 'org-b', changeSeq: 77 }];
+    await exchange.enqueueDeliveries(refs);
+    expect(await exchange.deliveries.getJob(batchJobId(77, 880001))).toBeUndefined();
+    for (const ref of refs) expect((await exchange.deliveries.getJob(deliveryJobId(ref)))?.data).toEqual({ delivery: ref.id, subscriber: ref.subscriber });
+  });
+});
