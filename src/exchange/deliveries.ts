@@ -60,7 +60,10 @@ const lockStreams = (tx: Queryable, keys: (string | null)[]) =>
  * Records the subscriptions a change notifies: one event row each (a second run adds nothing), numbered
  * per subscription, queued only when no earlier notification of the same stream is pending; marks the
  * change matched. Returns every queued, pending delivery of the change (including a previous run's).
- * One statement after the stream lock, so the subscriptions' counters are locked only briefly.
+ * One statement after the stream lock, so the subscriptions' counters are locked only briefly, and a
+ * commit that does not wait for the disk: every match of a change notifying a subscription waits for
+ * that counter. A match a server crash loses is redone (the change is unmatched again; the reconciler
+ * queues it) with the same idempotency keys, and a settlement's durable commit flushes it first.
  */
 export async function recordMatches(db: Database, change: Change, subscribers: { id: string; owner: string | null; purpose: string }[]): Promise<DeliveryJobRef[]> {
   if (!subscribers.length) {
@@ -92,7 +95,7 @@ export async function recordMatches(db: Database, change: Change, subscribers: {
       [JSON.stringify(subscribers.map((s) => ({ sub: s.id, subscriber: s.owner, purpose: s.purpose }))), change.seq, change.resourceType, change.id,
         change.versionId, change.action, change.owner, change.patientId, orderKey, change.committedAt]);
     return rows.map((r) => ({ ...r, id: Number(r.id), changeSeq: Number(r.changeSeq) }));
-  });
+  }, { redoable: true });
 }
 
 /** A handshake or heartbeat for one subscription (its job carries the subscription's purpose of use). */

@@ -19,8 +19,17 @@ export interface Database extends Queryable {
   readonly embedded: boolean;
   readonly pool: pg.Pool;
   /** Runs fn inside BEGIN … COMMIT on one connection; any throw rolls back. */
-  transaction<T>(fn: (client: Queryable) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (client: Queryable) => Promise<T>, options?: TransactionOptions): Promise<T>;
   close(): Promise<void>;
+}
+
+export interface TransactionOptions {
+  /**
+   * COMMIT returns before the commit is flushed to disk (synchronous_commit off): for work that is
+   * redone when a server crash loses it (the last few hundred ms at most), so that locks taken in the
+   * transaction are held for less time. Any later durable commit flushes it too.
+   */
+  redoable?: boolean;
 }
 
 export interface DatabaseOptions {
@@ -71,10 +80,10 @@ function wrapPool(url: string, embedded: boolean, poolSize: number, onClose: () 
     embedded,
     pool,
     query: preparing(pool, !embedded),
-    async transaction(fn) {
+    async transaction(fn, options) {
       const client = await pool.connect();
       try {
-        await client.query('BEGIN');
+        await client.query(options?.redoable ? 'BEGIN; SET LOCAL synchronous_commit = off' : 'BEGIN');
         const result = await fn({ query: preparing(client, !embedded) });
         await client.query('COMMIT');
         return result;
