@@ -86,7 +86,7 @@ export async function startGateway(config: Config): Promise<Gateway> {
       (closing ??= (async () => {
         await Promise.all([drain(server), mllp.close()]);
         clearInterval(sealer);
-        pruner.stop();
+        await pruner.stop();
         statistics.stop();
         await services.exchange.close();
         await services.audit.flush();

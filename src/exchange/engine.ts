@@ -18,6 +18,7 @@ import { SettlementLedger } from './ledger.js';
 import { reportQueueDepths } from './metrics.js';
 import { addJobs, type NewJob, CHANGES_QUEUE, DELIVERIES_QUEUE, openQueueBackend, type AnyQueue, type AnyWorker, type QueueBackend } from './queues.js';
 import { Reconciler } from './reconciler.js';
+import { startExchangePruner } from './retention.js';
 import { OutboxRelay } from './relay.js';
 import { backoffDelay } from './retry.js';
 
@@ -83,7 +84,9 @@ export class Exchange {
     for (const ref of refs) {
       if (batchable(ref) && !this.deps.config.exchange.deliveryRateLimit) {
         const jobId = batchJobId(ref.changeSeq, ref.id);
-        batches.set(jobId, [...(batches.get(jobId) ?? []), jobDataOf(ref)]);
+        const members = batches.get(jobId) ?? [];
+        batches.set(jobId, members);
+        members.push(jobDataOf(ref));
       } else jobs.push(this.singleJob(ref));
     }
     for (const [jobId, deliveries] of batches) {
@@ -144,7 +147,7 @@ export class Exchange {
     const reconciler = new Reconciler(db, this.changes, this.deliveries, enqueue, settings.reconcileIntervalMs);
     heartbeats.start();
     reconciler.start();
-    this.stoppables.push(heartbeats, reconciler);
+    this.stoppables.push(heartbeats, reconciler, startExchangePruner(db, settings.retentionDays));
     await Promise.all(this.workers.map((w) => w.waitUntilReady().catch(() => {})));
     log.info({ changeConcurrency: settings.changeConcurrency, deliveryConcurrency: settings.deliveryConcurrency }, 'exchange workers started');
   }

@@ -26,6 +26,8 @@ export interface ExchangeSettings {
   queueLockMs: number;
   /** How often the database is compared with the queues to re-enqueue anything the queue lost. */
   reconcileIntervalMs: number;
+  /** Ended notifications and matched changes older than this many days are deleted (0: kept for ever). */
+  retentionDays: number;
 }
 
 /** One Redis may serve several gateways: by default each store's queues get their own prefix. */
@@ -54,5 +56,6 @@ export function exchangeSettings(env: NodeJS.ProcessEnv): ExchangeSettings {
     heartbeatTickMs: integerSetting(env, 'RENKEI_HEARTBEAT_TICK_MS', 5000, 10),
     queueLockMs: integerSetting(env, 'RENKEI_QUEUE_LOCK_MS', 30_000, 1000),
     reconcileIntervalMs: integerSetting(env, 'RENKEI_RECONCILE_INTERVAL_MS', 60_000, 100),
+    retentionDays: integerSetting(env, 'RENKEI_EXCHANGE_RETENTION_DAYS', 90),
   };
 }

@@ -1,4 +1,5 @@
 import type { Queryable } from '../store/db.js';
+import { deleteInBatches } from '../store/pruning.js';
 
 /**
  * The message store: each inbound message kept raw with its sender and what became of it. Listing is
@@ -179,14 +180,7 @@ export async function getMessage(db: Queryable, viewer: MessageViewer, id: numbe
 }
 
 /** Deletes messages received before `before`, in batches; returns how many went. */
-export async function pruneMessages(db: Queryable, before: Date, batch = 1000): Promise<number> {
-  let total = 0;
-  for (;;) {
-    const { rowCount } = await db.query(
-      'DELETE FROM ingest_message WHERE id IN (SELECT id FROM ingest_message WHERE received_at < $1 ORDER BY received_at LIMIT $2)',
-      [before, batch],
-    );
-    total += rowCount ?? 0;
-    if (!rowCount || rowCount < batch) return total;
-  }
+export function pruneMessages(db: Queryable, before: Date): Promise<number> {
+  return deleteInBatches(db,
+    'DELETE FROM ingest_message WHERE id IN (SELECT id FROM ingest_message WHERE received_at < $1 ORDER BY received_at LIMIT $2)', before);
 }

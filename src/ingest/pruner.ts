@@ -1,9 +1,9 @@
 import { log } from '../logger.js';
 import type { Services } from '../services.js';
+import { pruneHourly } from '../store/pruning.js';
 import { pruneMessages } from './message-store.js';
 
 const DAY_MS = 24 * 3600_000;
-const PRUNE_INTERVAL_MS = 3600_000;
 
 /** Deletes messages older than the retention period once; returns how many went. */
 export async function pruneOnce(services: Services, retentionDays = services.config.ingest.retentionDays, now = new Date()): Promise<number> {
@@ -14,10 +14,6 @@ export async function pruneOnce(services: Services, retentionDays = services.con
 }
 
 /** Prunes the message store now and every hour (RENKEI_MESSAGE_RETENTION_DAYS); stop() ends it. */
-export function startMessagePruner(services: Services, retentionDays = services.config.ingest.retentionDays): { stop(): void } {
-  const run = () => void pruneOnce(services, retentionDays).catch((err: Error) => log.warn({ err: err.message }, 'message store pruning failed'));
-  run();
-  const timer = setInterval(run, PRUNE_INTERVAL_MS);
-  timer.unref();
-  return { stop: () => clearInterval(timer) };
+export function startMessagePruner(services: Services, retentionDays = services.config.ingest.retentionDays): { stop(): Promise<void> } {
+  return pruneHourly('message store', () => pruneOnce(services, retentionDays));
 }
