@@ -40,7 +40,7 @@ export const deliveryJobId = (ref: { id: number; generation: number }) => `deliv
 /**
  * The job that carries a change's deliveries as its matching queued them (generation 0): one per block of
  * DELIVERY_BATCH delivery ids, so it is named from any one of its rows, and a re-add is a no-op. A delivery
- * that leaves its batch (to wait or to be retried) takes generation 1 and a job of its own.
+ * that leaves its batch to be retried takes generation 1 and a job of its own.
  */
 export const batchJobId = (changeSeq: number, id: number) => `deliveries-${changeSeq}-${Math.floor(id / DELIVERY_BATCH)}`;
 
@@ -197,14 +197,6 @@ export async function recordAttempt(db: Queryable, id: number, error: string, ht
      WHERE id = $1 AND status = 'pending' RETURNING generation`,
     [id, error.slice(0, 1000), httpStatus, ownJob ? 1 : 0],
   );
-  return rows[0]?.generation;
-}
-
-/** A delivery leaves its batch for a job of its own; returns that job's generation (undefined if settled meanwhile). */
-export async function leaveBatch(db: Queryable, id: number): Promise<number | undefined> {
-  const { rows } = await db.query<{ generation: number }>(
-    `UPDATE delivery SET generation = generation + 1, updated_at = now() WHERE id = $1 AND status = 'pending' AND generation = 0
-     RETURNING generation`, [id]);
   return rows[0]?.generation;
 }
 

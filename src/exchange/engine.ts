@@ -95,7 +95,7 @@ export class Exchange {
     await addJobs(this.deliveries, jobs);
   }
 
-  /** A delivery's own job, after `delayMs` (a delivery that left its batch to wait or be retried). */
+  /** A delivery's own job, after `delayMs` (a delivery that left its batch to be retried). */
   async enqueueLater(ref: DeliveryJobRef, delayMs: number, attempted = 0): Promise<void> {
     const job = this.singleJob(ref, attempted);
     await addJobs(this.deliveries, [{ ...job, opts: { ...job.opts, delay: delayMs } }]);

@@ -1,6 +1,6 @@
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import pLimit, { type LimitFunction } from 'p-limit';
-import { leaveBatch, parkBehindEarlier, recordAttempt, type DeliveryJobRef, type DeliveryRow, type FinalStatus, type Settlement } from '../exchange/deliveries.js';
+import { parkBehindEarlier, recordAttempt, type DeliveryJobRef, type DeliveryRow, type FinalStatus, type Settlement } from '../exchange/deliveries.js';
 import type { DeliveryLoader } from '../exchange/delivery-loader.js';
 import { afterFailure } from '../exchange/retry.js';
 import type { ExchangeSettings } from '../exchange/settings.js';
@@ -74,7 +74,7 @@ type Attempt =
 export function deliveryProcessor(deps: DeliveryDeps) {
   const slots = pLimit(deps.settings.deliveryConcurrency);
   return async (job: Job<DeliveryJobData | DeliveryBatchData>, token?: string): Promise<string> => {
-    if (job.name === DELIVERY_BATCH_JOB) return deliverBatch(deps, (job.data as DeliveryBatchData).deliveries, slots);
+    if (job.name === DELIVERY_BATCH_JOB) return deliverBatch(deps, job as Job<DeliveryBatchData>, token, slots);
     return slots(() => deliverOne(deps, job as Job<DeliveryJobData>, token));
   };
 }
@@ -93,37 +93,42 @@ async function deliverOne(deps: DeliveryDeps, job: Job<DeliveryJobData>, token?:
 }
 
 /**
- * The members of a batch go at once (within the worker's delivery concurrency). If the store fails
- * under one, the batch job fails after the others finished and is retried: settled members are skipped.
+ * The members of a batch go at once (within the worker's delivery concurrency). They are one change's
+ * notifications, so they share its patient: while an earlier change about that patient is still being
+ * matched, they all wait, and the batch is looked at again shortly as a whole. If the store fails under
+ * a member, the batch job fails after the others finished and is retried: settled members are skipped.
  */
-async function deliverBatch(deps: DeliveryDeps, members: DeliveryJobData[], slots: LimitFunction): Promise<string> {
-  const results = await Promise.allSettled(members.map((data) => slots(() => deliverMember(deps, data))));
+async function deliverBatch(deps: DeliveryDeps, job: Job<DeliveryBatchData>, token: string | undefined, slots: LimitFunction): Promise<string> {
+  const results = await Promise.allSettled(job.data.deliveries.map((data) => slots(() => deliverMember(deps, data))));
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
+  const outcomes = (results as PromiseFulfilledResult<string>[]).map((r) => r.value);
+  if (outcomes.includes(WAITING_FOR_MATCHING)) {
+    await job.moveToDelayed(Date.now() + WAIT_FOR_MATCHING_MS, token);
+    throw new DelayedError();
+  }
   const counts = new Map<string, number>();
-  for (const r of results as PromiseFulfilledResult<string>[]) counts.set(r.value, (counts.get(r.value) ?? 0) + 1);
+  for (const outcome of outcomes) counts.set(outcome, (counts.get(outcome) ?? 0) + 1);
   return [...counts].map(([what, n]) => `${n} ${what}`).join(', ');
 }
+
+const WAITING_FOR_MATCHING = 'waiting for an earlier change to be matched';
 
 async function deliverMember(deps: DeliveryDeps, data: DeliveryJobData): Promise<string> {
   const row = await deps.loader.load(data.delivery, data.subscriber, data.purpose);
   if (!row || row.status !== 'pending') return 'already settled';
   if (row.generation !== 0) return 'in a job of its own';
   const outcome = await attempt(deps, row, true);
-  const ref = { id: row.id, subscriber: row.subscriber, purpose: row.purpose ?? undefined };
-  if ('waitMs' in outcome) {
-    const generation = await leaveBatch(deps.db, row.id);
-    if (generation !== undefined) await deps.enqueueLater({ ...ref, generation }, outcome.waitMs, 0);
-    return 'waiting for an earlier change';
-  }
+  if ('waitMs' in outcome) return WAITING_FOR_MATCHING;
   if ('failure' in outcome) {
+    const ref = { id: row.id, subscriber: row.subscriber, purpose: row.purpose ?? undefined };
     if (outcome.generation !== undefined) await deps.enqueueLater({ ...ref, generation: outcome.generation }, outcome.delayMs, outcome.attempts);
     return 'to be retried';
   }
   return outcome.dead ? 'dead' : outcome.settled;
 }
 
-/** One attempt at a pending delivery; `ownJob`: a retry or wait takes the delivery out of its batch. */
+/** One attempt at a pending delivery; `ownJob`: a retry takes the delivery out of its batch. */
 async function attempt(deps: DeliveryDeps, row: DeliveryRow, ownJob: boolean): Promise<Attempt> {
   const decided = async (status: FinalStatus, error?: string) => ({ settled: await settleWithout(deps, row, status, error) });
   if (!row.subscription_version || !row.subscription_status || row.subscription_status === 'off') return decided('cancelled', 'Subscription is off or deleted');

@@ -65,6 +65,35 @@ describe(`batches of a change's notifications (${stackName})`, () => {
     expect(new Set(flakyRequests.map((r) => r.headers['x-renkei-idempotency-key'])).size).toBe(1);
     expect(receiver.applied.filter((r) => r.path.includes(observation.id))).toHaveLength(3);
   });
+
+  it('holds the whole batch while an earlier change about the patient is being matched, then sends it from the same job', async () => {
+    const patientId = (await clinic.post('Patient', patient('BATCH-2'))).body.id;
+    const criteria = `Observation?patient=Patient/${patientId}`;
+    await Promise.all(['c', 'd'].map((name) => subscribe(clinic, criteriaSubscription(`${receiver.url}/${name}`, criteria))));
+    receiver.answerWith(() => 200);
+    const { db, exchange } = stack.gateway.services;
+    // An earlier change about the patient, relayed but not matched yet.
+    const { rows: [earlier] } = await db.query<{ seq: number }>(
+      `INSERT INTO outbox (resource_type, id, version_id, action, patient_id, relayed_at) VALUES ('Observation', 'batch-earlier', 1, 'create', $1, now()) RETURNING seq`,
+      [patientId]);
+    const observation = (await clinic.post('Observation', bodyTemperature(patientId, 37.4, '2026-11-27T10:00:00+09:00'))).body;
+    const waiting = await eventually(async () => {
+      const rows = await deliveriesOf(stack, observation.id);
+      if (rows.length !== 2) return false;
+      const job = await exchange.deliveries.getJob(batchJobId(rows[0].change_seq, rows[0].id));
+      return (await job?.getState()) === 'delayed' && rows;
+    }, 'the batch to wait');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(receiver.requests.filter((r) => r.path.includes(observation.id))).toHaveLength(0);
+
+    await db.query('UPDATE outbox SET matched_at = now() WHERE seq = $1', [earlier.seq]);
+    const delivered = await eventually(async () => {
+      const rows = await deliveriesOf(stack, observation.id);
+      return rows.every((r) => r.status === 'delivered') && rows;
+    }, 'the batch delivered');
+    expect(delivered.map((d) => d.id)).toEqual(waiting.map((d) => d.id));
+    expect(delivered.every((d) => d.generation === 0 && d.attempts === 1), 'sent from the batch job, once').toBe(true);
+  });
 });
 
 describe(`reconciliation of batch jobs (${stackName})`, () => {
