@@ -31,22 +31,46 @@ export interface DeliveryJobRef {
   changeSeq?: number | null;
 }
 
-/** A change's deliveries travel together in jobs of at most this many (one block of delivery ids each). */
+/** A change's deliveries travel together in jobs of at most this many. */
 export const DELIVERY_BATCH = 100;
 
 /** The job of one delivery: `delivery-<id>-<generation>`; each new job for the row takes a new generation. */
 export const deliveryJobId = (ref: { id: number; generation: number }) => `delivery-${ref.id}-${ref.generation}`;
 
 /**
- * The job that carries a change's deliveries as its matching queued them (generation 0): one per block of
- * DELIVERY_BATCH delivery ids, so it is named from any one of its rows, and a re-add is a no-op. A delivery
- * that leaves its batch to be retried takes generation 1 and a job of its own.
+ * Batch jobs carry deliveries of one change. Those its matching queued (generation 0) go one job per
+ * block of DELIVERY_BATCH row ids, `deliveries-<change>-<block>`, named from any one of its rows, so a
+ * re-add is a no-op. Those woken together by their predecessors' settlement go one job per
+ * DELIVERY_BATCH of them, `deliveries-<change>-<first id>-g<generation>`: a row takes each generation
+ * once, so the name is new. A delivery that leaves its batch to be retried takes a job of its own.
  */
 export const batchJobId = (changeSeq: number, id: number) => `deliveries-${changeSeq}-${Math.floor(id / DELIVERY_BATCH)}`;
+export const wokenBatchJobId = (changeSeq: number, firstId: number, generation: number) => `deliveries-${changeSeq}-${firstId}-g${generation}`;
 
-/** Whether a delivery may travel in its change's batch job. */
-export const batchable = (ref: DeliveryJobRef): ref is DeliveryJobRef & { changeSeq: number } =>
-  ref.generation === 0 && ref.changeSeq !== undefined && ref.changeSeq !== null;
+/** Groups the deliveries that have a change into batch jobs; the others (handshakes, heartbeats, replays, re-queues) are `alone`. */
+export function batchesOf(refs: DeliveryJobRef[]): { batches: Map<string, DeliveryJobRef[]>; alone: DeliveryJobRef[] } {
+  const batches = new Map<string, DeliveryJobRef[]>();
+  const woken = new Map<string, DeliveryJobRef[]>();
+  const alone: DeliveryJobRef[] = [];
+  const add = (into: Map<string, DeliveryJobRef[]>, key: string, ref: DeliveryJobRef) => {
+    const members = into.get(key) ?? [];
+    into.set(key, members);
+    members.push(ref);
+  };
+  for (const ref of refs) {
+    if (ref.changeSeq === undefined || ref.changeSeq === null) alone.push(ref);
+    else if (ref.generation === 0) add(batches, batchJobId(ref.changeSeq, ref.id), ref);
+    else add(woken, `${ref.changeSeq}/${ref.generation}`, ref);
+  }
+  for (const members of woken.values()) {
+    members.sort((a, b) => a.id - b.id);
+    for (let i = 0; i < members.length; i += DELIVERY_BATCH) {
+      const chunk = members.slice(i, i + DELIVERY_BATCH);
+      batches.set(wokenBatchJobId(chunk[0].changeSeq!, chunk[0].id, chunk[0].generation), chunk);
+    }
+  }
+  return { batches, alone };
+}
 
 /**
  * Matching, parking and settling of one order key take its lock (one per patient, shared by the
@@ -232,7 +256,7 @@ export interface SettleResult {
 export async function settle(db: Database, batch: Settlement[]): Promise<SettleResult> {
   return db.transaction(async (tx) => {
     await lockStreams(tx, batch.filter((s) => s.kind === 'event').map((s) => s.orderKey));
-    const { rows } = await tx.query<{ what: 'settled' | 'woken' | 'activated'; id: string; generation: number | null; subscriber: string | null; purpose: string | null }>(`WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(id bigint, status text, tried int, http int, err text)),
+    const { rows } = await tx.query<{ what: 'settled' | 'woken' | 'activated'; id: string; generation: number | null; subscriber: string | null; purpose: string | null; change_seq: number | null }>(`WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(id bigint, status text, tried int, http int, err text)),
        upd AS (UPDATE delivery d SET status = x.status, attempts = d.attempts + x.tried,
            last_http_status = COALESCE(x.http, d.last_http_status), last_error = COALESCE(x.err, d.last_error),
            delivered_at = CASE WHEN x.status = 'delivered' THEN now() END, updated_at = now()
@@ -243,7 +267,7 @@ export async function settle(db: Database, batch: Settlement[]): Promise<SettleR
            SELECT first.id FROM (SELECT DISTINCT subscription_id, order_key FROM upd WHERE kind = 'event') s
            CROSS JOIN LATERAL (SELECT p.id FROM delivery p WHERE p.subscription_id = s.subscription_id AND p.order_key = s.order_key
              AND p.status = 'pending' AND p.id NOT IN (SELECT id FROM upd) ORDER BY p.change_seq LIMIT 1) first)
-         AND NOT n.queued RETURNING n.id, n.generation, n.subscriber,
+         AND NOT n.queued RETURNING n.id, n.generation, n.subscriber, n.change_seq,
            (SELECT st.purpose FROM subscription_state st WHERE st.id = n.subscription_id) AS purpose),
        touched AS (SELECT s.id, (s.status = 'error' OR (s.status = 'requested' AND EXISTS (SELECT 1 FROM upd u
              WHERE u.subscription_id = s.id AND u.kind = 'handshake' AND u.status = 'delivered'))) AS activate
@@ -255,9 +279,9 @@ export async function settle(db: Database, batch: Settlement[]): Promise<SettleR
            next_heartbeat_at = CASE WHEN s.heartbeat_seconds IS NOT NULL THEN now() + s.heartbeat_seconds * interval '1 second' END,
            updated_at = now()
          FROM touched t WHERE s.id = t.id RETURNING s.id, t.activate)
-       SELECT 'settled' AS what, id::text AS id, NULL::int AS generation, NULL::text AS subscriber, NULL::text AS purpose FROM upd
-       UNION ALL SELECT 'woken', id::text, generation, subscriber, purpose FROM next
-       UNION ALL SELECT 'activated', id, NULL, NULL, NULL FROM touch WHERE activate`,
+       SELECT 'settled' AS what, id::text AS id, NULL::int AS generation, NULL::text AS subscriber, NULL::text AS purpose, NULL::bigint AS change_seq FROM upd
+       UNION ALL SELECT 'woken', id::text, generation, subscriber, purpose, change_seq FROM next
+       UNION ALL SELECT 'activated', id, NULL, NULL, NULL, NULL FROM touch WHERE activate`,
       [JSON.stringify(batch.map((s) => ({ id: s.id, status: s.status, tried: s.tried, http: s.httpStatus ?? null, err: s.error?.slice(0, 1000) ?? null }))),
         batch.map((s) => s.id)]);
     const done = new Set(rows.filter((r) => r.what === 'settled').map((r) => Number(r.id)));
@@ -265,7 +289,7 @@ export async function settle(db: Database, batch: Settlement[]): Promise<SettleR
     if (audit.length) await appendAudit(tx, audit);
     return {
       woken: rows.filter((r) => r.what === 'woken')
-        .map((r) => ({ id: Number(r.id), generation: r.generation!, subscriber: r.subscriber, purpose: r.purpose ?? undefined })),
+        .map((r) => ({ id: Number(r.id), generation: r.generation!, subscriber: r.subscriber, purpose: r.purpose ?? undefined, changeSeq: r.change_seq })),
       activated: rows.filter((r) => r.what === 'activated').map((r) => r.id),
     };
   });

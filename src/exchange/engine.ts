@@ -11,8 +11,8 @@ import { SubscriptionLifecycle } from '../subscriptions/lifecycle.js';
 import { changeProcessor } from '../subscriptions/match-change.js';
 import { SpecCache } from '../subscriptions/state.js';
 import { WebhookClient } from '../subscriptions/webhook-client.js';
-import { deliveryProcessor, DELIVERY_BATCH_JOB, DELIVERY_JOB, jobDataOf, type DeliveryBatchData, type DeliveryJobData } from '../subscriptions/deliver.js';
-import { batchable, batchJobId, deliveryJobId, type DeliveryJobRef, type SettleResult } from './deliveries.js';
+import { deliveryProcessor, DELIVERY_BATCH_JOB, DELIVERY_JOB, jobDataOf, memberDataOf, type DeliveryBatchData, type DeliveryJobData } from '../subscriptions/deliver.js';
+import { batchesOf, deliveryJobId, type DeliveryJobRef, type SettleResult } from './deliveries.js';
 import { DeliveryLoader } from './delivery-loader.js';
 import { SettlementLedger } from './ledger.js';
 import { reportQueueDepths } from './metrics.js';
@@ -74,23 +74,16 @@ export class Exchange {
   }
 
   /**
-   * Queues deliveries: those a change's matching queued go in batch jobs (unless a delivery rate limit is
-   * set: the queue limits jobs, so each delivery is then a job), any other in a job of its own.
+   * Queues deliveries: a change's deliveries go in batch jobs (see batchesOf), unless a delivery rate
+   * limit is set (the queue limits jobs, so each delivery is then a job); any other in a job of its own.
    */
   async enqueueDeliveries(refs: DeliveryJobRef[]): Promise<void> {
     if (!refs.length) return;
-    const batches = new Map<string, DeliveryJobData[]>();
-    const jobs: NewJob[] = [];
-    for (const ref of refs) {
-      if (batchable(ref) && !this.deps.config.exchange.deliveryRateLimit) {
-        const jobId = batchJobId(ref.changeSeq, ref.id);
-        const members = batches.get(jobId) ?? [];
-        batches.set(jobId, members);
-        members.push(jobDataOf(ref));
-      } else jobs.push(this.singleJob(ref));
-    }
-    for (const [jobId, deliveries] of batches) {
-      jobs.push({ name: DELIVERY_BATCH_JOB, data: { deliveries } satisfies DeliveryBatchData, opts: { ...this.deliveryJobOptions, jobId } });
+    const { batches, alone } = this.deps.config.exchange.deliveryRateLimit ? { batches: new Map(), alone: refs } : batchesOf(refs);
+    const jobs: NewJob[] = alone.map((ref) => this.singleJob(ref));
+    for (const [jobId, members] of batches) {
+      const data: DeliveryBatchData = { deliveries: members.map(memberDataOf) };
+      jobs.push({ name: DELIVERY_BATCH_JOB, data, opts: { ...this.deliveryJobOptions, jobId } });
     }
     await addJobs(this.deliveries, jobs);
   }

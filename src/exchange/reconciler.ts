@@ -1,6 +1,6 @@
 import { log } from '../logger.js';
 import type { Database } from '../store/db.js';
-import { batchable, batchJobId, deliveryJobId, type Change, type DeliveryJobRef } from './deliveries.js';
+import { batchJobId, deliveryJobId, wokenBatchJobId, type Change, type DeliveryJobRef } from './deliveries.js';
 import type { AnyQueue } from './queues.js';
 import { CHANGE_JOB_OPTIONS, changeJobId } from './relay.js';
 
@@ -84,11 +84,16 @@ export class Reconciler {
     return this.requeue(lost, 'AND queued');
   }
 
-  /** The job that carries a delivery: its own, or its change's batch (generation 0, unless rate limiting queued it alone). */
+  /**
+   * The job that carries a delivery: its own, or its change's batch. A batch of woken deliveries is named
+   * after its first member only; the others, if that job waits longer than the interval, are queued
+   * again on their own (their new generation makes the batch pass them over).
+   */
   private async jobOf(ref: DeliveryJobRef) {
     const own = await this.deliveries.getJob(deliveryJobId(ref));
-    if (own || !batchable(ref)) return own;
-    return this.deliveries.getJob(batchJobId(Number(ref.changeSeq), Number(ref.id)));
+    if (own || ref.changeSeq === null || ref.changeSeq === undefined) return own;
+    const seq = Number(ref.changeSeq);
+    return this.deliveries.getJob(ref.generation === 0 ? batchJobId(seq, Number(ref.id)) : wokenBatchJobId(seq, Number(ref.id), ref.generation));
   }
 
   private async orphanedWaits(): Promise<number> {

@@ -23,9 +23,11 @@ export interface DeliveryJobData {
   purpose?: string;
   /** Failed attempts made before the delivery left its batch (its backoff continues from there). */
   attempted?: number;
+  /** In a batch: the row's generation the batch was made for (0 when absent); another means another job has the row. */
+  generation?: number;
 }
 
-/** Data of a batch job: deliveries of one change, queued by its matching (see batchJobId). */
+/** Data of a batch job: deliveries of one change, queued by its matching or woken together (see batchJobId). */
 export interface DeliveryBatchData {
   deliveries: DeliveryJobData[];
 }
@@ -35,6 +37,8 @@ export const DELIVERY_BATCH_JOB = 'deliver-batch';
 
 export const jobDataOf = (ref: DeliveryJobRef): DeliveryJobData =>
   ({ delivery: Number(ref.id), subscriber: ref.subscriber, ...(ref.purpose ? { purpose: ref.purpose } : {}) });
+
+export const memberDataOf = (ref: DeliveryJobRef): DeliveryJobData => ({ ...jobDataOf(ref), ...(ref.generation ? { generation: ref.generation } : {}) });
 
 export interface DeliveryDeps {
   db: Database;
@@ -117,7 +121,7 @@ const WAITING_FOR_MATCHING = 'waiting for an earlier change to be matched';
 async function deliverMember(deps: DeliveryDeps, data: DeliveryJobData): Promise<string> {
   const row = await deps.loader.load(data.delivery, data.subscriber, data.purpose);
   if (!row || row.status !== 'pending') return 'already settled';
-  if (row.generation !== 0) return 'in a job of its own';
+  if (row.generation !== (data.generation ?? 0)) return 'in another job';
   const outcome = await attempt(deps, row, true);
   if ('waitMs' in outcome) return WAITING_FOR_MATCHING;
   if ('failure' in outcome) {

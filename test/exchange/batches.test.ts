@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { batchJobId, deliveryJobId, type DeliveryJobRef } from '../../src/exchange/deliveries.js';
+import { batchJobId, deliveryJobId, wokenBatchJobId, type DeliveryJobRef } from '../../src/exchange/deliveries.js';
 import { Reconciler } from '../../src/exchange/reconciler.js';
 import { DELIVERY_BATCH_JOB, type DeliveryBatchData } from '../../src/subscriptions/deliver.js';
 import { organizationClient, type FhirClient } from '../support/fhir-client.js';
@@ -93,6 +93,33 @@ describe(`batches of a change's notifications (${stackName})`, () => {
     }, 'the batch delivered');
     expect(delivered.map((d) => d.id)).toEqual(waiting.map((d) => d.id));
     expect(delivered.every((d) => d.generation === 0 && d.attempts === 1), 'sent from the batch job, once').toBe(true);
+  });
+
+  it('sends the successors a settlement wakes in batch jobs too, each after its predecessor', async () => {
+    const patientId = (await clinic.post('Patient', patient('BATCH-3'))).body.id;
+    const criteria = `Observation?patient=Patient/${patientId}`;
+    await Promise.all(['e', 'f', 'g'].map((name) => subscribe(clinic, criteriaSubscription(`${receiver.url}/${name}`, criteria))));
+    // Slow answers: the second change is matched while the first one's notifications are still pending.
+    receiver.answerWith(async () => (await new Promise((r) => setTimeout(r, 300)), 200));
+    const first = (await clinic.post('Observation', bodyTemperature(patientId, 36.8, '2026-11-27T11:00:00+09:00'))).body;
+    const second = (await clinic.post('Observation', bodyTemperature(patientId, 36.9, '2026-11-27T11:30:00+09:00'))).body;
+    const successors = await eventually(async () => {
+      const rows = await deliveriesOf(stack, second.id);
+      return rows.length === 3 && rows.every((r) => r.status === 'delivered') && rows;
+    }, 'the second change delivered');
+    receiver.answerWith(() => 200);
+
+    const { deliveries } = stack.gateway.services.exchange;
+    expect(successors.every((d) => d.generation === 1), 'woken once').toBe(true);
+    const batchJobs = (await Promise.all(successors.map((d) => deliveries.getJob(wokenBatchJobId(d.change_seq, d.id, 1))))).filter((job) => job);
+    const carried = batchJobs.flatMap((job) => (job!.data as DeliveryBatchData).deliveries.map((m) => m.delivery));
+    expect(carried.sort()).toEqual(successors.map((d) => d.id).sort());
+    for (const d of successors) expect(await deliveries.getJob(deliveryJobId(d)), 'no job of its own').toBeUndefined();
+
+    for (const name of ['e', 'f', 'g']) {
+      const paths = receiver.applied.map((r) => r.path).filter((path) => path.startsWith(`/${name}/`));
+      expect(paths.indexOf(paths.find((path) => path.includes(first.id))!)).toBeLessThan(paths.indexOf(paths.find((path) => path.includes(second.id))!));
+    }
   });
 });
 
