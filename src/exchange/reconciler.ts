@@ -6,6 +6,19 @@ import { CHANGE_JOB_OPTIONS, changeJobId } from './relay.js';
 
 const BATCH = 500;
 
+type QueueState = 'missing' | 'finished' | 'held';
+
+/**
+ * The batch job that may carry a delivery (none for a handshake, heartbeat or re-queue). A batch of woken
+ * deliveries is named after its first member only; the others, if that job waits longer than the
+ * interval, are queued again on their own (their new generation makes the batch pass them over).
+ */
+function batchOf(ref: DeliveryJobRef): string | undefined {
+  if (ref.changeSeq === null || ref.changeSeq === undefined) return undefined;
+  const seq = Number(ref.changeSeq);
+  return ref.generation === 0 ? batchJobId(seq, Number(ref.id)) : wokenBatchJobId(seq, Number(ref.id), ref.generation);
+}
+
 /**
  * The store is the record of what is owed; the queue only carries it. Every interval this compares the
  * two and re-enqueues what the queue no longer holds (a Redis that lost its data, a job that stalled
@@ -74,26 +87,30 @@ export class Reconciler {
       `SELECT id, generation, subscriber, change_seq AS "changeSeq" FROM delivery WHERE status = 'pending' AND queued
          AND updated_at < now() - $1::interval
        ORDER BY id LIMIT ${BATCH}`, [this.age]);
+    // A batch's job carries many rows: it is looked at (and, if it failed, retried) once per run.
+    const looked = new Map<string, Promise<QueueState>>();
+    const stateOf = (jobId: string) => {
+      if (!looked.has(jobId)) looked.set(jobId, this.queueState(jobId));
+      return looked.get(jobId)!;
+    };
     const lost: number[] = [];
     for (const ref of rows) {
-      const job = await this.jobOf(ref);
-      const state = job && (await job.getState());
-      if (state === 'failed') await job!.retry();
-      else if (!job || state === 'completed' || state === 'unknown') lost.push(Number(ref.id));
+      let state = await stateOf(deliveryJobId(ref));
+      const batch = state === 'missing' ? batchOf(ref) : undefined;
+      if (batch) state = await stateOf(batch);
+      if (state === 'missing' || state === 'finished') lost.push(Number(ref.id));
     }
     return this.requeue(lost, 'AND queued');
   }
 
-  /**
-   * The job that carries a delivery: its own, or its change's batch. A batch of woken deliveries is named
-   * after its first member only; the others, if that job waits longer than the interval, are queued
-   * again on their own (their new generation makes the batch pass them over).
-   */
-  private async jobOf(ref: DeliveryJobRef) {
-    const own = await this.deliveries.getJob(deliveryJobId(ref));
-    if (own || ref.changeSeq === null || ref.changeSeq === undefined) return own;
-    const seq = Number(ref.changeSeq);
-    return this.deliveries.getJob(ref.generation === 0 ? batchJobId(seq, Number(ref.id)) : wokenBatchJobId(seq, Number(ref.id), ref.generation));
+  /** Whether the queue still holds a job: a failed one is retried (it then holds it again). */
+  private async queueState(jobId: string): Promise<QueueState> {
+    const job = await this.deliveries.getJob(jobId);
+    const state = job && (await job.getState());
+    if (!job || state === 'unknown') return 'missing';
+    if (state === 'completed') return 'finished';
+    if (state === 'failed') await job.retry();
+    return 'held';
   }
 
   private async orphanedWaits(): Promise<number> {

@@ -1,5 +1,7 @@
+import { UnrecoverableError } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { batchJobId, deliveryJobId, wokenBatchJobId, type DeliveryJobRef } from '../../src/exchange/deliveries.js';
+import { DELIVERIES_QUEUE } from '../../src/exchange/queues.js';
 import { Reconciler } from '../../src/exchange/reconciler.js';
 import { DELIVERY_BATCH_JOB, type DeliveryBatchData } from '../../src/subscriptions/deliver.js';
 import { organizationClient, type FhirClient } from '../support/fhir-client.js';
@@ -150,6 +152,25 @@ describe(`reconciliation of batch jobs (${stackName})`, () => {
       const job = await exchange.deliveries.getJob(deliveryJobId({ id: ref.id, generation: 1 }));
       expect(job?.data).toMatchObject({ delivery: ref.id, subscriber: 'batch-clinic' });
     }
+  });
+
+  it('retries a failed batch job once, however many of its deliveries are overdue', async () => {
+    const { db, exchange } = stack.gateway.services;
+    const { rows } = await db.query<{ id: number }>(
+      `INSERT INTO delivery (id, subscription_id, subscriber, kind, change_seq, resource_type, resource_id, version_id, order_key, updated_at)
+       SELECT 9900200 + n, 'sub-f' || n, 'batch-clinic', 'event', 990002, 'Observation', 'obs-batch-failed', 1, 'Patient/q', now() - interval '1 hour'
+       FROM generate_series(1, 3) n RETURNING id::int`); // one block of ids: one batch job
+    await exchange.enqueueDeliveries(rows.map((r) => ({ id: r.id, generation: 0, subscriber: 'batch-clinic', changeSeq: 990002 })));
+    const jobId = batchJobId(990002, rows[0].id);
+    const failing = exchange.backend.worker(DELIVERIES_QUEUE, async () => {
+      throw new UnrecoverableError('endpoint gone');
+    }, { concurrency: 1 });
+    await eventually(async () => (await (await exchange.deliveries.getJob(jobId))?.getState()) === 'failed', 'the batch job to fail');
+    await failing.close();
+
+    const reconciler = new Reconciler(db, exchange.changes, exchange.deliveries, (r) => exchange.enqueueDeliveries(r), 1000);
+    expect((await reconciler.run()).deliveries, 'held again by its retried job').toBe(0);
+    expect(await (await exchange.deliveries.getJob(jobId))!.getState()).toBe('waiting');
   });
 });
 
