@@ -5,10 +5,8 @@ const SEAL_LOCK = 727_001; // advisory lock: one sealer at a time across gateway
 const BATCH = 2000;
 const GENESIS = '0'.repeat(64);
 
-interface ChainRow {
+interface EntryRow {
   seq: number;
-  chain_pos: number | null;
-  hash: string | null;
   id: string;
   /** To the microsecond, in UTC: the stored instant exactly, whatever the session's time zone. */
   recorded_at: string;
@@ -23,11 +21,17 @@ interface ChainRow {
   content: string;
 }
 
-const COLUMNS = `seq, chain_pos, hash, id, to_char(recorded AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS recorded_at, action, outcome, agent_org, agent_client, owner, patient_id, entity,
-  purpose, content::text AS content`;
+/** A link of the chain with the entry it seals (the entry's columns are null if the entry is gone). */
+interface LinkRow extends EntryRow {
+  position: number;
+  hash: string;
+}
+
+const ENTRY_COLUMNS = `a.id, to_char(a.recorded AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS recorded_at, a.action, a.outcome,
+  a.agent_org, a.agent_client, a.owner, a.patient_id, a.entity, a.purpose, a.content::text AS content`;
 
 /** Each entry's hash covers the previous entry's hash and every stored column of its own. */
-export function linkHash(previous: string, row: ChainRow): string {
+export function linkHash(previous: string, row: EntryRow): string {
   const canonical = JSON.stringify([
     row.id, row.recorded_at, row.action, row.outcome, row.agent_org, row.agent_client, row.owner,
     row.patient_id, row.entity, row.purpose, row.content,
@@ -44,21 +48,24 @@ export async function sealAuditChain(db: Database): Promise<number> {
   for (;;) {
     const n = await db.transaction(async (tx) => {
       await tx.query('SELECT pg_advisory_xact_lock($1)', [SEAL_LOCK]);
-      const last = await tx.query<{ chain_pos: number; hash: string }>(
-        'SELECT chain_pos, hash FROM audit_event WHERE chain_pos IS NOT NULL ORDER BY chain_pos DESC LIMIT 1');
-      const { rows } = await tx.query<ChainRow>(
-        `SELECT ${COLUMNS} FROM audit_event WHERE chain_pos IS NULL ORDER BY seq LIMIT ${BATCH}`);
+      const last = await tx.query<{ position: number; hash: string }>(
+        'SELECT position, hash FROM audit_chain ORDER BY position DESC LIMIT 1');
+      const { rows } = await tx.query<EntryRow>(
+        `SELECT u.seq, ${ENTRY_COLUMNS} FROM audit_unsealed u JOIN audit_event a ON a.seq = u.seq ORDER BY u.seq LIMIT ${BATCH}`);
       if (!rows.length) return 0;
-      let position = last.rows[0]?.chain_pos ?? 0;
+      let position = Number(last.rows[0]?.position ?? 0);
       let previous = last.rows[0]?.hash ?? GENESIS;
-      const links = rows.map((row) => {
+      const positions: number[] = [];
+      const hashes: string[] = [];
+      for (const row of rows) {
         previous = linkHash(previous, row);
-        return { seq: row.seq, pos: ++position, hash: previous };
-      });
+        positions.push(++position);
+        hashes.push(previous);
+      }
       await tx.query(
-        `UPDATE audit_event a SET chain_pos = x.pos, hash = x.hash
-         FROM json_to_recordset($1::json) AS x(seq bigint, pos bigint, hash text) WHERE a.seq = x.seq`,
-        [JSON.stringify(links)],
+        `WITH sealed AS (DELETE FROM audit_unsealed WHERE seq = ANY($2::bigint[]))
+         INSERT INTO audit_chain (position, seq, hash) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[])`,
+        [positions, rows.map((r) => r.seq), hashes],
       );
       return rows.length;
     });
@@ -81,10 +88,11 @@ export async function verifyAuditChain(db: Queryable): Promise<ChainReport> {
   let previous = GENESIS;
   let expected = 1;
   for (;;) {
-    const { rows } = await db.query<ChainRow>(
-      `SELECT ${COLUMNS} FROM audit_event WHERE chain_pos >= $1 ORDER BY chain_pos LIMIT ${BATCH}`, [expected]);
+    const { rows } = await db.query<LinkRow>(
+      `SELECT c.position, c.hash, c.seq, ${ENTRY_COLUMNS} FROM audit_chain c LEFT JOIN audit_event a ON a.seq = c.seq
+       WHERE c.position >= $1 ORDER BY c.position LIMIT ${BATCH}`, [expected]);
     for (const row of rows) {
-      if (row.chain_pos !== expected) {
+      if (Number(row.position) !== expected || row.id === null) {
         return { intact: false, checked: expected - 1, broken: { position: expected, reason: 'entry missing (deleted)' } };
       }
       const hash = linkHash(previous, row);

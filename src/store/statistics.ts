@@ -15,7 +15,7 @@ import type { Database } from './db.js';
  */
 const TABLES = [
   'resource', 'resource_version', 'sp_token', 'sp_string', 'sp_date', 'sp_number', 'sp_reference', 'sp_uri',
-  'consent_grant', 'audit_event', 'outbox', 'delivery', 'subscription_state', 'ingest_message', 'ingest_resource_clock',
+  'consent_grant', 'audit_event', 'audit_chain', 'audit_unsealed', 'outbox', 'delivery', 'subscription_state', 'ingest_message', 'ingest_resource_clock',
 ];
 const BASE_THRESHOLD = 500;
 const SCALE = 0.1;

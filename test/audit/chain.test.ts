@@ -44,28 +44,40 @@ describe(`hash-chained audit trail (${stackName})`, () => {
     expect(sealed.length).toBe(23);
     const report = await verify();
     expect(report.intact).toBe(true);
-    const { rows } = await sql('SELECT count(*)::int AS n, count(DISTINCT chain_pos)::int AS positions, max(chain_pos)::int AS top FROM audit_event');
-    expect(rows[0]).toEqual({ n: report.checked, positions: report.checked, top: report.checked });
+    const { rows } = await sql(`SELECT (SELECT count(*)::int FROM audit_event) AS n, count(DISTINCT c.seq)::int AS sealed,
+      max(c.position)::int AS top, (SELECT count(*)::int FROM audit_unsealed) AS waiting FROM audit_chain c`);
+    expect(rows[0]).toEqual({ n: report.checked, sealed: report.checked, top: report.checked, waiting: 0 });
   });
 
-  it('refuses to change or delete an entry through the store', async () => {
-    await expect(sql("UPDATE audit_event SET outcome = '8' WHERE chain_pos = 1")).rejects.toThrow(/cannot be changed/);
-    await expect(sql('DELETE FROM audit_event WHERE chain_pos = 1')).rejects.toThrow(/cannot be deleted/);
+  const atPosition = (position: number) => `(SELECT seq FROM audit_chain WHERE position = ${position})`;
+
+  it('refuses to change or delete an entry or a link through the store', async () => {
+    await expect(sql(`UPDATE audit_event SET outcome = '8' WHERE seq = ${atPosition(1)}`)).rejects.toThrow(/cannot be changed/);
+    await expect(sql(`DELETE FROM audit_event WHERE seq = ${atPosition(1)}`)).rejects.toThrow(/cannot be deleted/);
     await expect(sql('TRUNCATE audit_event')).rejects.toThrow(/cannot be deleted/);
-    await expect(sql("UPDATE audit_event SET hash = repeat('0', 64) WHERE chain_pos = 2")).rejects.toThrow(/cannot be changed/);
+    await expect(sql("UPDATE audit_chain SET hash = repeat('0', 64) WHERE position = 2")).rejects.toThrow(/cannot be changed/);
+    await expect(sql('DELETE FROM audit_chain WHERE position = 2')).rejects.toThrow(/cannot be deleted/);
+    await expect(sql('TRUNCATE audit_chain')).rejects.toThrow(/cannot be deleted/);
     expect((await verify()).intact).toBe(true);
   });
 
   it('detects an entry removed behind the trigger', async () => {
     await sql('ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only');
-    await sql('DELETE FROM audit_event WHERE chain_pos = 9');
+    await sql(`DELETE FROM audit_event WHERE seq = ${atPosition(9)}`);
     await sql('ALTER TABLE audit_event ENABLE TRIGGER audit_event_append_only');
     expect(await verify()).toMatchObject({ intact: false, checked: 8, position: 9, reason: expect.stringContaining('missing') });
   });
 
+  it('detects a link removed behind the trigger', async () => {
+    await sql('ALTER TABLE audit_chain DISABLE TRIGGER audit_chain_append_only');
+    await sql('DELETE FROM audit_chain WHERE position = 7');
+    await sql('ALTER TABLE audit_chain ENABLE TRIGGER audit_chain_append_only');
+    expect(await verify()).toMatchObject({ intact: false, checked: 6, position: 7, reason: expect.stringContaining('missing') });
+  });
+
   it('detects an altered entry, reporting the first broken link', async () => {
     await sql('ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only');
-    await sql(`UPDATE audit_event SET content = jsonb_set(content, '{outcome}', '"8"') WHERE chain_pos = 4`);
+    await sql(`UPDATE audit_event SET content = jsonb_set(content, '{outcome}', '"8"') WHERE seq = ${atPosition(4)}`);
     await sql('ALTER TABLE audit_event ENABLE TRIGGER audit_event_append_only');
     expect(await verify()).toMatchObject({ intact: false, checked: 3, position: 4, reason: expect.stringContaining('altered') });
   });
