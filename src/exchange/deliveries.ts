@@ -96,8 +96,8 @@ export async function recordMatches(db: Database, change: Change, subscribers: {
   }
   const orderKey = orderKeyOf(change);
   return db.transaction(async (tx) => {
-    await lockStreams(tx, [orderKey]);
-    const { rows } = await tx.query<DeliveryJobRef>(`WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(sub text, subscriber text, purpose text)),
+    const locked = lockStreams(tx, [orderKey]);
+    const matched = tx.query<DeliveryJobRef>(`WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(sub text, subscriber text, purpose text)),
        fresh AS (SELECT x.sub, x.subscriber FROM x WHERE NOT EXISTS (SELECT 1 FROM delivery d WHERE d.kind = 'event'
          AND d.subscription_id = x.sub AND d.resource_type = $3 AND d.resource_id = $4 AND d.version_id = $5)),
        locked AS (SELECT s.id FROM subscription_state s WHERE s.id IN (SELECT sub FROM fresh) ORDER BY s.id FOR UPDATE),
@@ -118,6 +118,7 @@ export async function recordMatches(db: Database, change: Change, subscribers: {
        WHERE d.status = 'pending' AND d.queued`,
       [JSON.stringify(subscribers.map((s) => ({ sub: s.id, subscriber: s.owner, purpose: s.purpose }))), change.seq, change.resourceType, change.id,
         change.versionId, change.action, change.owner, change.patientId, orderKey, change.committedAt]);
+    const [, { rows }] = await Promise.all([locked, matched]);
     return rows.map((r) => ({ ...r, id: Number(r.id), changeSeq: Number(r.changeSeq) }));
   }, { redoable: true });
 }
@@ -202,11 +203,12 @@ export async function loadDeliveries(db: Queryable, ids: number[], subscriber: s
  */
 export async function parkBehindEarlier(db: Database, row: Pick<DeliveryRow, 'id' | 'subscription_id' | 'order_key'>): Promise<boolean> {
   return db.transaction(async (tx) => {
-    await lockStreams(tx, [row.order_key]);
-    const { rowCount } = await tx.query(`UPDATE delivery d SET queued = false, updated_at = now() WHERE d.id = $1 AND d.status = 'pending'
+    const locked = lockStreams(tx, [row.order_key]);
+    const parked = tx.query(`UPDATE delivery d SET queued = false, updated_at = now() WHERE d.id = $1 AND d.status = 'pending'
          AND EXISTS (SELECT 1 FROM delivery p WHERE p.subscription_id = d.subscription_id AND p.order_key = d.order_key
            AND p.status = 'pending' AND p.change_seq < d.change_seq)`,
       [row.id]);
+    const [, { rowCount }] = await Promise.all([locked, parked]);
     return (rowCount ?? 0) > 0;
   });
 }
@@ -255,8 +257,8 @@ export interface SettleResult {
  */
 export async function settle(db: Database, batch: Settlement[]): Promise<SettleResult> {
   return db.transaction(async (tx) => {
-    await lockStreams(tx, batch.filter((s) => s.kind === 'event').map((s) => s.orderKey));
-    const { rows } = await tx.query<{ what: 'settled' | 'woken' | 'activated'; id: string; generation: number | null; subscriber: string | null; purpose: string | null; change_seq: number | null }>(`WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(id bigint, status text, tried int, http int, err text)),
+    const locked = lockStreams(tx, batch.filter((s) => s.kind === 'event').map((s) => s.orderKey));
+    const settled = tx.query<{ what: 'settled' | 'woken' | 'activated'; id: string; generation: number | null; subscriber: string | null; purpose: string | null; change_seq: number | null }>(`WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(id bigint, status text, tried int, http int, err text)),
        upd AS (UPDATE delivery d SET status = x.status, attempts = d.attempts + x.tried,
            last_http_status = COALESCE(x.http, d.last_http_status), last_error = COALESCE(x.err, d.last_error),
            delivered_at = CASE WHEN x.status = 'delivered' THEN now() END, updated_at = now()
@@ -284,6 +286,7 @@ export async function settle(db: Database, batch: Settlement[]): Promise<SettleR
        UNION ALL SELECT 'activated', id, NULL, NULL, NULL, NULL FROM touch WHERE activate`,
       [JSON.stringify(batch.map((s) => ({ id: s.id, status: s.status, tried: s.tried, http: s.httpStatus ?? null, err: s.error?.slice(0, 1000) ?? null }))),
         batch.map((s) => s.id)]);
+    const [, { rows }] = await Promise.all([locked, settled]);
     const done = new Set(rows.filter((r) => r.what === 'settled').map((r) => Number(r.id)));
     const audit = batch.flatMap((s) => (done.has(s.id) && s.audit ? [s.audit] : []));
     if (audit.length) await appendAudit(tx, audit);

@@ -9,6 +9,7 @@ import { validateMapped } from '../mapping/validate.js';
 import type { Services } from '../services.js';
 import type { Database, Queryable } from '../store/db.js';
 import { lockKeys } from '../store/locks.js';
+import { addClocks, advanceClocks, noClocks, type Clocks } from './clocks.js';
 import { STORED_COLUMNS, toStored, type StoredResource, type StoredRow } from '../store/stored.js';
 import type { PreparedWrite } from '../store/write-batch.js';
 
@@ -29,28 +30,8 @@ export interface ApplyContext {
   messageId: number;
   /** The time the message describes; undefined when it has none (then it is applied without ordering). */
   messageTime?: Date;
-  /**
-   * Records the outcome in the same transaction (e.g. the message's status), and the resources' clocks
-   * with it in one statement; when absent the clocks are written here.
-   */
-  finish?: (tx: Queryable, applied: Applied, clocks: Clocks | undefined) => Promise<void>;
-}
-
-/** Resources a message wrote or found unchanged, and its time: each remembers the message that wrote it last. */
-export interface Clocks {
-  types: string[];
-  ids: string[];
-  time: Date;
-  messageId: number;
-}
-
-/** A CTE (`clocks`) advancing the clocks; its values start at `$first` (types, ids, time, message id). */
-export function clocksCte(first: number): string {
-  const [types, ids, time, message] = [first, first + 1, first + 2, first + 3].map((n) => `$${n}`);
-  return `clocks AS (INSERT INTO ingest_resource_clock (resource_type, resource_id, message_time, message_id)
-     SELECT t, i, ${time}::timestamptz, ${message}::bigint FROM unnest(${types}::text[], ${ids}::text[]) AS u(t, i)
-     ON CONFLICT (resource_type, resource_id) DO UPDATE SET message_time = EXCLUDED.message_time, message_id = EXCLUDED.message_id
-     WHERE ingest_resource_clock.message_time <= EXCLUDED.message_time)`;
+  /** The message's type, recorded with its outcome. */
+  messageType?: string;
 }
 
 export interface Applied {
@@ -134,17 +115,99 @@ function withoutMeta(resource: Json): Json {
 }
 
 export async function applyMapped(tx: Queryable, ctx: ApplyContext, input: readonly MappedResource[]): Promise<Applied> {
-  const { fhir } = boundTo(ctx.services, tx);
-  const mapped = input.map((m) => ({ ...m, resource: structuredClone(m.resource) }));
-  await adoptExistingIds(fhir, ctx.caller, mapped, tx);
-  const targets = await lockTargets(tx, mapped, ctx.messageTime);
+  const [outcome] = await applyTogether(tx, [{ ctx, input }]);
+  if ('applied' in outcome) return outcome.applied;
+  throw 'refused' in outcome ? outcome.refused : new Error('a message applied alone overlapped itself');
+}
 
+/** One message's resources to apply, with its context. */
+export interface ApplyJob {
+  ctx: ApplyContext;
+  input: readonly MappedResource[];
+}
+
+/**
+ * What became of one message applied together with others: applied; refused on its own (the others go
+ * on); or handed back because it writes what an earlier message of the same group writes (apply it after).
+ */
+export type JobOutcome = { applied: Applied } | { refused: ApplyError } | { overlaps: true };
+
+/** A message of the group that is being applied, with what it writes. */
+export interface Finished {
+  ctx: ApplyContext;
+  applied: Applied;
+}
+
+/**
+ * Records the outcome of the applied messages in the same transaction, and the clocks of their resources,
+ * in one statement (e.g. each message's status in the message store).
+ */
+export type FinishGroup = (tx: Queryable, finished: Finished[], clocks: Clocks) => Promise<unknown>;
+
+interface Planned {
+  applied: Applied;
+  writes: PreparedWrite[];
+}
+
+/**
+ * Applies the resources of several messages in the open transaction, each message as if alone: the
+ * look-ups, locks, reads and writes of all of them go in shared statements. A message refused for its
+ * content (ApplyError) is refused alone; a store error fails the transaction, and with it every message.
+ */
+export async function applyTogether(tx: Queryable, jobs: readonly ApplyJob[], finish: FinishGroup = (q, _f, c) => advanceClocks(q, c)): Promise<JobOutcome[]> {
+  const { fhir } = boundTo(jobs[0].ctx.services, tx);
+  const outcomes: (JobOutcome | undefined)[] = new Array(jobs.length);
+  const mapped = jobs.map((j) => j.input.map((m) => ({ ...m, resource: structuredClone(m.resource) })));
+  await adoptExistingIds(tx, jobs, mapped, outcomes);
+  markOverlaps(mapped, outcomes);
+
+  const live = jobs.flatMap((_, i) => (outcomes[i] ? [] : [i]));
+  const targets = await lockTargets(tx, live.flatMap((i) => mapped[i]));
+  const planned = new Map<number, Planned>();
+  const clocks = noClocks();
+  for (const i of live) {
+    try {
+      planned.set(i, await planJob(fhir, jobs[i].ctx, tx, mapped[i], targets, clocks));
+    } catch (err) {
+      if (!(err instanceof ApplyError)) throw err;
+      outcomes[i] = { refused: err };
+    }
+  }
+  // The writes and the outcomes go to the store together (one round trip); a failed write fails the
+  // transaction, and every outcome with it.
+  const writes = [...planned.values()].flatMap((p) => p.writes);
+  await Promise.all([
+    writes.length ? fhir.commitWrites(writes, tx) : undefined,
+    finish(tx, [...planned].map(([i, p]) => ({ ctx: jobs[i].ctx, applied: p.applied })), clocks),
+  ]);
+  for (const [i, p] of planned) outcomes[i] = { applied: p.applied };
+  return outcomes.map((o) => o ?? { overlaps: true });
+}
+
+/** A message that would write a resource an earlier message of the group writes is left for later. */
+function markOverlaps(mapped: readonly MappedResource[][], outcomes: (JobOutcome | undefined)[]): void {
+  const taken = new Set<string>();
+  mapped.forEach((resources, i) => {
+    if (outcomes[i]) return;
+    const keys = resources.map(keyOf);
+    if (keys.some((k) => taken.has(k))) outcomes[i] = { overlaps: true };
+    else keys.forEach((k) => taken.add(k));
+  });
+}
+
+/**
+ * Decides, over the locked rows, what one message writes, leaves unchanged or leaves to a newer message;
+ * the clocks of what it writes or confirms go into `clocks`.
+ */
+async function planJob(
+  fhir: FhirService, ctx: ApplyContext, tx: Queryable, mapped: MappedResource[], targets: Map<string, Target>, clocks: Clocks,
+): Promise<Planned> {
   const toWrite: { m: MappedResource; stored: StoredResource | null }[] = [];
   const unchanged: string[] = [];
   const older: string[] = [];
   for (const m of mapped) {
     const target = targets.get(keyOf(m));
-    if (target?.newer) {
+    if (isNewer(target, ctx.messageTime)) {
       older.push(keyOf(m));
       continue;
     }
@@ -157,24 +220,22 @@ export async function applyMapped(tx: Queryable, ctx: ApplyContext, input: reado
 
   const invalid = validateMapped(toWrite.map((w) => w.m));
   if (invalid.length) throw new ApplyError(invalid);
-  const written = await writeVersions(fhir, ctx, tx, toWrite);
-  const applied = { written, unchanged, older };
-  const keys = [...toWrite.map((w) => keyOf(w.m)), ...unchanged];
-  const clocks = ctx.messageTime && keys.length
-    ? { types: keys.map((k) => k.split('/')[0]), ids: keys.map((k) => k.split('/')[1]), time: ctx.messageTime, messageId: ctx.messageId }
-    : undefined;
-  if (ctx.finish) await ctx.finish(tx, applied, clocks);
-  else if (clocks) await tx.query(`WITH ${clocksCte(1)} SELECT 1`, [clocks.types, clocks.ids, clocks.time, clocks.messageId]);
-  return applied;
+  const { writes, written } = await planVersions(fhir, ctx, tx, toWrite);
+  if (ctx.messageTime) addClocks(clocks, [...toWrite.map((w) => keyOf(w.m)), ...unchanged], ctx.messageTime, ctx.messageId);
+  return { applied: { written, unchanged, older }, writes };
 }
 
+/** A newer message than this one (by message time) has written the target since. */
+const isNewer = (target: Target | undefined, time: Date | undefined) =>
+  !!(time && target?.writtenAt && target.writtenAt.getTime() > time.getTime());
+
 /**
- * Writes the validated resources as FHIR updates (ownership, scopes, AuditEvents, index and outbox rows)
- * in the open transaction, with the rows already locked: each is validated once, here, before the store.
+ * Plans the validated resources as FHIR updates (ownership, scopes, AuditEvents, index and outbox rows)
+ * over the rows already locked: each is validated once, here, before the store.
  */
-async function writeVersions(
+async function planVersions(
   fhir: FhirService, ctx: ApplyContext, tx: Queryable, toWrite: readonly { m: MappedResource; stored: StoredResource | null }[],
-): Promise<string[]> {
+): Promise<{ writes: PreparedWrite[]; written: string[] }> {
   const writes: PreparedWrite[] = [];
   const written: string[] = [];
   for (const { m, stored } of toWrite) {
@@ -187,57 +248,85 @@ async function writeVersions(
       throw err instanceof FhirError ? fromFhirError(err, m) : err;
     }
   }
-  if (writes.length) await fhir.commitWrites(writes, tx);
-  return written;
+  return { writes, written };
 }
 
 interface Target {
   stored?: StoredResource;
-  /** A newer message has written this resource since. */
-  newer: boolean;
+  /** The time of the message that last wrote or confirmed this resource. */
+  writtenAt?: Date;
 }
 
 /**
- * Locks what the message writes, in one order for every writer (advisory locks on `Type/id`, so a
- * resource not yet stored is covered too), then reads each current row (locked until commit) and whether
- * a newer message than this one wrote it.
+ * Locks what the messages write, in one order for every writer (advisory locks on `Type/id`, so a
+ * resource not yet stored is covered too), then reads each current row (locked until commit) and the
+ * time of the message that last wrote it.
  */
-async function lockTargets(tx: Queryable, mapped: readonly MappedResource[], time: Date | undefined): Promise<Map<string, Target>> {
+async function lockTargets(tx: Queryable, mapped: readonly MappedResource[]): Promise<Map<string, Target>> {
   const targets = new Map<string, Target>();
   if (!mapped.length) return targets;
   const keys = [...new Set(mapped.map(keyOf))].sort();
-  await lockKeys(tx, keys.map((k) => `ingest:${k}`));
-  const { rows } = await tx.query<StoredRow & { key_type: string; key_id: string; newer: boolean | null; found: boolean }>(`WITH t AS (SELECT * FROM unnest($1::text[], $2::text[]) AS t(resource_type, id)),
+  // The read is sent behind the locks without waiting: the server takes its snapshot after they are held.
+  const locked = lockKeys(tx, keys.map((k) => `ingest:${k}`));
+  const read = tx.query<StoredRow & { key_type: string; key_id: string; written_at: Date | null; found: boolean }>(`WITH t AS (SELECT * FROM unnest($1::text[], $2::text[]) AS t(resource_type, id)),
      locked AS (SELECT ${STORED_COLUMNS} FROM resource WHERE (resource_type, id) IN (SELECT resource_type, id FROM t) FOR UPDATE)
-     SELECT t.resource_type AS key_type, t.id AS key_id, c.message_time > $3 AS newer, locked.resource_type IS NOT NULL AS found, locked.*
+     SELECT t.resource_type AS key_type, t.id AS key_id, c.message_time AS written_at, locked.resource_type IS NOT NULL AS found, locked.*
      FROM t LEFT JOIN locked USING (resource_type, id)
      LEFT JOIN ingest_resource_clock c ON c.resource_type = t.resource_type AND c.resource_id = t.id`,
-    [keys.map((k) => k.split('/')[0]), keys.map((k) => k.split('/')[1]), time ?? null]);
+    [keys.map((k) => k.split('/')[0]), keys.map((k) => k.split('/')[1])]);
+  const [, { rows }] = await Promise.all([locked, read]);
   for (const row of rows) {
-    targets.set(`${row.key_type}/${row.key_id}`, { newer: row.newer === true, ...(row.found ? { stored: toStored(row) } : {}) });
+    targets.set(`${row.key_type}/${row.key_id}`, {
+      ...(row.written_at ? { writtenAt: new Date(row.written_at) } : {}),
+      ...(row.found ? { stored: toStored(row) } : {}),
+    });
   }
   return targets;
 }
 
-/** A resource with an identity (the Patient of PID-3) updates the sender's existing one with that identifier. */
-async function adoptExistingIds(fhir: FhirService, caller: Caller, mapped: MappedResource[], q: Queryable): Promise<void> {
-  const renames = new Map<string, string>();
-  for (const m of mapped) {
-    if (!m.identity) continue;
-    const found = await ownMatches(fhir, caller, m.resourceType, m.identity.system, m.identity.value, q);
-    if (found.length > 1) {
-      throw new ApplyError([{
+/**
+ * A resource with an identity (the Patient of PID-3) updates the sender's existing one with that
+ * identifier: the identities of every message are looked up in one statement. A message whose identity
+ * more than one of its sender's resources carry is refused (`outcomes`).
+ */
+async function adoptExistingIds(tx: Queryable, jobs: readonly ApplyJob[], mapped: MappedResource[][], outcomes: (JobOutcome | undefined)[]): Promise<void> {
+  const wanted = mapped.flatMap((resources, job) => resources.flatMap((m) => (m.identity ? [{ job, m }] : [])));
+  if (!wanted.length) return;
+  const found = await ownResourcesByIdentifier(tx, wanted.map(({ job, m }) => ({
+    type: m.resourceType, system: m.identity!.system, value: m.identity!.value, owner: jobs[job].ctx.caller.organizationId ?? null,
+  })));
+  const renames = mapped.map(() => new Map<string, string>());
+  wanted.forEach(({ job, m }, n) => {
+    const ids = found[n];
+    if (ids.length > 1) {
+      outcomes[job] ??= { refused: new ApplyError([{
         kind: 'conflict', location: m.provenance.identifier ?? m.origin,
-        reason: `more than one ${m.resourceType} carries identifier ${m.identity.value} / 同じ識別子の${m.resourceType}が複数あります`,
-      }], 409);
+        reason: `more than one ${m.resourceType} carries identifier ${m.identity!.value} / 同じ識別子の${m.resourceType}が複数あります`,
+      }], 409) };
+    } else if (ids.length === 1 && ids[0] !== m.id) {
+      renames[job].set(keyOf(m), `${m.resourceType}/${ids[0]}`);
+      m.id = ids[0];
+      m.resource.id = ids[0];
     }
-    if (found.length === 1 && found[0].id !== m.id) {
-      renames.set(keyOf(m), `${m.resourceType}/${found[0].id}`);
-      m.id = found[0].id;
-      m.resource.id = found[0].id;
-    }
-  }
-  rewriteReferences(mapped, renames);
+  });
+  renames.forEach((r, job) => rewriteReferences(mapped[job], r));
+}
+
+/**
+ * The ids of the live resources of each owner that carry each identifier (system and value exactly, as
+ * `identifier=system|value` searches), in the order asked.
+ */
+async function ownResourcesByIdentifier(
+  q: Queryable, wanted: readonly { type: string; system: string; value: string; owner: string | null }[],
+): Promise<string[][]> {
+  const { rows } = await q.query<{ n: number; id: string }>(
+    `SELECT DISTINCT x.n, r.id FROM json_to_recordset($1::json) AS x(n int, t text, s text, v text, own text)
+     JOIN sp_token i ON i.resource_type = x.t AND i.param = 'identifier' AND i.value = x.v AND i.system = x.s
+     JOIN resource r ON r.resource_type = i.resource_type AND r.id = i.id AND r.owner = x.own AND NOT r.deleted`,
+    [JSON.stringify(wanted.map((w, n) => ({ n, t: w.type, s: w.system, v: w.value, own: w.owner })))]);
+  const found = wanted.map((): string[] => []);
+  for (const row of rows) found[row.n].push(row.id);
+  return found;
 }
 
 /** A refusal by the FHIR layer (ownership, scope, rule), located at the source of the resource it concerns. */

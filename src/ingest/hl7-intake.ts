@@ -3,7 +3,9 @@ import type { Caller } from '../fhir/caller.js';
 import { log } from '../logger.js';
 import type { MappingIssue } from '../mapping/engine.js';
 import type { Services } from '../services.js';
-import { applyMapped, ApplyError } from './apply.js';
+import { ApplyError } from './apply.js';
+import { ApplyGroups } from './apply-group.js';
+import type { Database } from '../store/db.js';
 import { ackHeaderOf, buildAck, fallbackAckHeader, type Ack, type AckHeader } from './hl7v2/ack.js';
 import { ERROR_CODES, Hl7Error, rejected, type Hl7Problem } from './hl7v2/errors.js';
 import { mapMessage, readMessage } from './hl7v2/pipeline.js';
@@ -72,10 +74,10 @@ export async function receiveHl7(services: Services, bytes: Uint8Array, sender: 
     if (kept.earlier !== undefined && kept.earlier !== messageId) return await duplicate(services, header, messageId, kept.earlier);
 
     const output = mapMessage(read, kept.facts, mappings());
-    const applied = await db.transaction(async (tx) => applyMapped(tx, {
-      services, caller: callerOf(sender), auth: sender.auth, messageId, messageTime: facts.timeValue,
-      finish: (q, result, clocks) => markApplied(q, messageId, facts.type, facts.timeValue, result.written, clocks),
-    }, output.resources));
+    const applied = await applyGroupsOf(db).apply({
+      ctx: { services, caller: callerOf(sender), auth: sender.auth, messageId, messageTime: facts.timeValue, messageType: facts.type },
+      input: output.resources,
+    });
     log.info({ messageId, type: facts.type, organization: sender.organizationId, written: applied.written.length,
       unchanged: applied.unchanged.length, older: applied.older.length }, 'HL7 message applied');
     const older = applied.older.length ? `; ${applied.older.length} left as a newer message wrote them` : '';
@@ -88,6 +90,15 @@ export async function receiveHl7(services: Services, bytes: Uint8Array, sender: 
     }
     return refuse(services, header, err, keep);
   }
+}
+
+const applyGroups = new WeakMap<Database, ApplyGroups>();
+
+/** The store's HL7 apply groups (one per process): messages of concurrent senders applied together. */
+function applyGroupsOf(db: Database): ApplyGroups {
+  let groups = applyGroups.get(db);
+  if (!groups) applyGroups.set(db, (groups = new ApplyGroups(db, markApplied)));
+  return groups;
 }
 
 interface KeptMessage {

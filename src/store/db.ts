@@ -72,7 +72,10 @@ function preparing(target: pg.Pool | pg.PoolClient, prepare: boolean): Queryable
 }
 
 function wrapPool(url: string, embedded: boolean, poolSize: number, onClose: () => Promise<void>): Database {
-  const pool = new pg.Pool({ connectionString: url, max: poolSize, idleTimeoutMillis: 30_000 });
+  // Pipelined connections send a query without waiting for the answer to the one before: statements
+  // that do not need each other's results (BEGIN and the first statement, a lock and the read behind
+  // it) cost one round trip together. The server still runs them one after the other, in order.
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, idleTimeoutMillis: 30_000, pipeline: true });
   pool.on('error', (err) => log.warn({ err: err.message }, 'idle database connection failed'));
   let closed = false;
   return {
@@ -83,8 +86,12 @@ function wrapPool(url: string, embedded: boolean, poolSize: number, onClose: () 
     async transaction(fn, options) {
       const client = await pool.connect();
       try {
-        await client.query(options?.redoable ? 'BEGIN; SET LOCAL synchronous_commit = off' : 'BEGIN');
+        // BEGIN travels with the transaction's first statement. It cannot fail on a connection that
+        // then runs that statement, and it is awaited before COMMIT all the same.
+        const begun = client.query(options?.redoable ? 'BEGIN; SET LOCAL synchronous_commit = off' : 'BEGIN');
+        begun.catch(() => {});
         const result = await fn({ query: preparing(client, !embedded) });
+        await begun;
         await client.query('COMMIT');
         return result;
       } catch (err) {

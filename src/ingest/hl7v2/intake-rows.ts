@@ -1,6 +1,7 @@
 import type { Organization } from '@medplum/fhirtypes';
 import type { Queryable } from '../../store/db.js';
-import { clocksCte, type Clocks } from '../apply.js';
+import type { Finished } from '../apply.js';
+import { clocksCte, clocksValues, type Clocks } from '../clocks.js';
 import type { ReceivedMessage } from '../message-store.js';
 
 /**
@@ -37,15 +38,16 @@ export async function keepAndLookUp(db: Queryable, m: ReceivedMessage & { sender
 }
 
 /**
- * Marks the message applied with the versions it wrote, and advances the clocks of what it wrote, in one
- * statement. A concurrent copy (same sender and control id) that committed first makes this fail with a
- * unique violation: the message is then a duplicate.
+ * Marks messages applied, each with the versions it wrote, and advances the clocks of what they wrote, in
+ * one statement. A concurrent copy of one of them (same sender and control id) that committed first makes
+ * this fail with a unique violation: that message is then a duplicate.
  */
-export async function markApplied(
-  tx: Queryable, id: number, type: string, time: Date | undefined, resources: string[], clocks: Clocks | undefined,
-): Promise<void> {
-  await tx.query(`WITH ${clocksCte(5)}
-     UPDATE ingest_message SET status = 'mapped', message_type = $2, message_time = COALESCE($3, message_time), resources = $4,
-       attempts = attempts + 1, error = NULL, ack_code = 'AA', duplicate_of = NULL, processed_at = now() WHERE id = $1`,
-    [id, type, time ?? null, resources, clocks?.types ?? [], clocks?.ids ?? [], clocks?.time ?? null, clocks?.messageId ?? id]);
+export async function markApplied(tx: Queryable, finished: readonly Finished[], clocks: Clocks): Promise<void> {
+  const marks = finished.map(({ ctx, applied }) => ({ id: ctx.messageId, type: ctx.messageType ?? null, time: ctx.messageTime ?? null, resources: applied.written }));
+  await tx.query(`WITH ${clocksCte(2)}
+     UPDATE ingest_message m SET status = 'mapped', message_type = COALESCE(x.type, m.message_type), message_time = COALESCE(x.time, m.message_time),
+       resources = ARRAY(SELECT json_array_elements_text(x.resources)), attempts = m.attempts + 1, error = NULL, ack_code = 'AA',
+       duplicate_of = NULL, processed_at = now()
+     FROM json_to_recordset($1::json) AS x(id bigint, type text, time timestamptz, resources json) WHERE m.id = x.id`,
+    [JSON.stringify(marks), ...clocksValues(clocks)]);
 }
