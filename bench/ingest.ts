@@ -14,7 +14,7 @@ import { startGatewayProcess, type GatewayProcess } from './gateway-process.js';
 import { ClinicClient, freePort, listening, MllpLink } from './hl7-senders.js';
 import { benchParsing, CLINIC_ID, clinicOrganization, mappedResources, rdeMessages, type ParseReport } from './ingest-messages.js';
 import { onEachStack, type BenchStack } from './stacks.js';
-import { cpuMsOf, cpuMsOfCommand } from './cpu.js';
+import { cpuMsOf, cpuMsOfCommand, ownCpuMs } from './cpu.js';
 import { fmt, runPool, summarize, type Latencies } from './stats.js';
 
 const ADMIN_TOKEN = 'bench-admin-token';
@@ -63,6 +63,8 @@ export interface Throughput {
   cpuMs: number;
   /** CPU time of the PostgreSQL server's processes per message (0 on the embedded store: it runs inside the gateway). */
   storeCpuMs: number;
+  /** CPU time of the senders (this process) per message: they share the machine with the gateway. */
+  senderCpuMs: number;
 }
 
 const ordersOf = (message: Buffer) => message.toString('latin1').split('\rORC|').length - 1;
@@ -81,11 +83,13 @@ async function throughput<T>(run: Run, prefix: string, channel: Channel<T>): Pro
   const batch = prepared(channel, `${prefix}T`, MESSAGES);
   const cpuBefore = cpuMsOf(run.gatewayPid);
   const storeBefore = run.serverStore ? cpuMsOfCommand('postgres') : 0;
+  const senderBefore = ownCpuMs();
   const { seconds } = await sendAll(batch);
   return {
     perSec: MESSAGES / seconds,
     cpuMs: (cpuMsOf(run.gatewayPid) - cpuBefore) / MESSAGES,
     storeCpuMs: run.serverStore ? (cpuMsOfCommand('postgres') - storeBefore) / MESSAGES : 0,
+    senderCpuMs: (ownCpuMs() - senderBefore) / MESSAGES,
   };
 }
 
@@ -219,7 +223,7 @@ async function expectStoredOrders(clinic: ClinicClient, expected: number): Promi
   if (found.total !== expected) throw new Error(`${found.total} MedicationRequests stored, ${expected} expected`);
 }
 
-const storeCpu = (t: Throughput) => (t.storeCpuMs ? `, PostgreSQL CPU ${fmt(t.storeCpuMs)} ms` : '');
+const storeCpu = (t: Throughput) => `${t.storeCpuMs ? `, PostgreSQL CPU ${fmt(t.storeCpuMs)} ms` : ''}, senders CPU ${fmt(t.senderCpuMs)} ms`;
 
 function log(stack: BenchStack, message: string): void {
   console.log(`[${stack.name}] ${message}`);
@@ -245,6 +249,7 @@ export function printIngestReport(parsing: ParseReport | undefined, reports: Ing
   row('MLLP ingest ÷ FHIR transactions', (r) => `${fmt((100 * r.mllp.perSec) / r.fhir.perSec, 0)} %`);
   row('gateway CPU ms per message: HTTP / MLLP / FHIR transaction', (r) => `${fmt(r.http.cpuMs)} / ${fmt(r.mllp.cpuMs)} / ${fmt(r.fhir.cpuMs)}`);
   row('PostgreSQL CPU ms per message: HTTP / MLLP / FHIR transaction (servers)', (r) => (r.http.storeCpuMs ? `${fmt(r.http.storeCpuMs)} / ${fmt(r.mllp.storeCpuMs)} / ${fmt(r.fhir.storeCpuMs)}` : '—'));
+  row('senders\' CPU ms per message (the bench process): HTTP / MLLP / FHIR transaction', (r) => `${fmt(r.http.senderCpuMs)} / ${fmt(r.mllp.senderCpuMs)} / ${fmt(r.fhir.senderCpuMs)}`);
   row(`HTTP ACK p50 / p99 (ms) at ${RATE} messages/s`, (r) => pair(r.httpAck, r.http));
   row(`MLLP ACK p50 / p99 (ms) at ${RATE} messages/s`, (r) => pair(r.mllpAck, r.mllp));
   row(`FHIR transaction p50 / p99 (ms) at ${RATE}/s (baseline)`, (r) => pair(r.fhirLatency, r.fhir));
