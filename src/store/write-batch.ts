@@ -183,7 +183,7 @@ function addAuditRows(s: Statement, rows: AuditRow[]): void {
     `INSERT INTO audit_event (id, recorded, action, outcome, agent_org, agent_client, owner, patient_id, purpose, content, entity)
      SELECT id, rec, act, out, ao, ac, own, pat, pur, c, ARRAY(SELECT json_array_elements_text(ent))
      FROM json_to_recordset(${s.rows(json)})
-       AS x(id text, rec timestamptz, act text, out text, ao text, ac text, own text, pat text, pur text, ent json, c jsonb)`,
+       AS x(id text, rec timestamptz, act text, out text, ao text, ac text, own text, pat text, pur text, ent json, c json)`,
   );
 }
 

@@ -77,7 +77,7 @@ describe(`hash-chained audit trail (${stackName})`, () => {
 
   it('detects an altered entry, reporting the first broken link', async () => {
     await sql('ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only');
-    await sql(`UPDATE audit_event SET content = jsonb_set(content, '{outcome}', '"8"') WHERE seq = ${atPosition(4)}`);
+    await sql(`UPDATE audit_event SET content = jsonb_set(content::jsonb, '{outcome}', '"8"')::json WHERE seq = ${atPosition(4)}`);
     await sql('ALTER TABLE audit_event ENABLE TRIGGER audit_event_append_only');
     expect(await verify()).toMatchObject({ intact: false, checked: 3, position: 4, reason: expect.stringContaining('altered') });
   });
