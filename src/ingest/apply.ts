@@ -9,9 +9,9 @@ import { validateMapped } from '../mapping/validate.js';
 import type { Services } from '../services.js';
 import type { Database, Queryable } from '../store/db.js';
 import { lockKeys } from '../store/locks.js';
-import { addClocks, advanceClocks, noClocks, type Clocks } from './clocks.js';
 import { STORED_COLUMNS, toStored, type StoredResource, type StoredRow } from '../store/stored.js';
 import type { PreparedWrite } from '../store/write-batch.js';
+import { addClocks, advanceClocks, noClocks, type Clocks } from './clocks.js';
 
 /**
  * Writing mapped resources, inside one transaction with the message's status: existing resources are
@@ -19,6 +19,7 @@ import type { PreparedWrite } from '../store/write-batch.js';
  * (an older message never rolls data back), HL7 update semantics are applied over the stored version,
  * the result is validated against the profiles (once) and committed as FHIR updates in that transaction
  * (with their index rows, AuditEvents and outbox rows). A resource that would not change is not written again.
+ * Several messages may be applied in one transaction (applyTogether), each step one statement for all.
  */
 
 type Json = Record<string, unknown>;
