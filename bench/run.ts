@@ -6,7 +6,7 @@
  * (store,consent,exchange,ingest), BENCH_EXCHANGE_CHANGES (2000), BENCH_FANOUT_CHANGES (20 changes × 200
  * subscriptions), BENCH_CONSENT_SEARCHES (3000 each).
  * ingest (HL7 v2 RDE^O11, see bench/ingest.ts): BENCH_INGEST_PARSES (5000 messages parsed and mapped in
- * process), BENCH_INGEST_MESSAGES (1000 per transport for throughput, after 200 to warm up),
+ * process), BENCH_INGEST_MESSAGES (1000 per transport for throughput, after BENCH_INGEST_WARM_UP, 1000, to warm up),
  * BENCH_INGEST_SENDERS (16 concurrent HTTP senders / MLLP connections), BENCH_INGEST_PACED_SECONDS (10 s
  * at 100 messages/s per transport for ACK latency; not run where a transport takes fewer than 100/s).
  */
