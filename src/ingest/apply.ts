@@ -62,35 +62,30 @@ export function boundTo(services: Services, tx: Queryable): { services: Services
   return { services: bound, fhir: new FhirService(db, services.repo, services.audit) };
 }
 
-const identifierQuery = (system: string, value: string) => `identifier=${encodeURIComponent(system)}|${encodeURIComponent(value)}`;
-
-/** The sender's own resources with this identifier (at most 2 are read: more than one is ambiguous). */
-async function ownMatches(fhir: FhirService, caller: Caller, type: string, system: string, value: string, q: Queryable) {
-  const matches = await fhir.matchesFor(caller, type, identifierQuery(system, value), q);
-  return matches.filter((m) => m.owner === caller.organizationId && !m.deleted);
-}
-
 export interface LookupResult {
   resolved: Map<string, string>;
   failures: { lookup: Lookup; issue: MappingIssue }[];
 }
 
-/** Finds the existing resources lookups name (the subject of a care plan or record) among the sender's own. */
-export async function resolveLookups(fhir: FhirService, caller: Caller, lookups: readonly Lookup[], q: Queryable): Promise<LookupResult> {
+/** Finds the existing resources lookups name (the subject of a care plan or record) among the sender's own, in one statement. */
+export async function resolveLookups(caller: Caller, lookups: readonly Lookup[], q: Queryable): Promise<LookupResult> {
   const resolved = new Map<string, string>();
   const failures: LookupResult['failures'] = [];
-  for (const lookup of lookups) {
-    if (resolved.has(lookup.reference)) continue;
-    const found = await ownMatches(fhir, caller, lookup.resourceType, lookup.system, lookup.value, q);
-    if (found.length === 1) {
-      resolved.set(lookup.reference, `${lookup.resourceType}/${found[0].id}`);
-      continue;
+  const distinct = [...new Map(lookups.map((l) => [l.reference, l])).values()];
+  if (!distinct.length) return { resolved, failures };
+  const found = await ownResourcesByIdentifier(q, distinct.map((l) => ({
+    type: l.resourceType, system: l.system, value: l.value, owner: caller.organizationId ?? null,
+  })));
+  distinct.forEach((lookup, n) => {
+    if (found[n].length === 1) {
+      resolved.set(lookup.reference, `${lookup.resourceType}/${found[n][0]}`);
+      return;
     }
-    const reason = found.length
+    const reason = found[n].length
       ? `${lookup.value}: more than one ${lookup.resourceType} carries this identifier / 複数の${lookup.resourceType}が該当します`
       : `${lookup.value}: no ${lookup.describe} / 該当する${lookup.resourceType}が登録されていません`;
     failures.push({ lookup, issue: { kind: 'required', location: lookup.location, reason } });
-  }
+  });
   return { resolved, failures };
 }
 

@@ -8,7 +8,7 @@ import { RowSource } from '../mapping/source.js';
 import type { Services } from '../services.js';
 import { onOffValue } from '../settings.js';
 import type { Queryable } from '../store/db.js';
-import { applyMapped, ApplyError, boundTo, resolveLookups, rewriteReferences } from './apply.js';
+import { applyMapped, ApplyError, resolveLookups, rewriteReferences } from './apply.js';
 import { TableError, type Table, type TableProblem } from './csv.js';
 import { callerOf, type IngestSender } from './hl7-intake.js';
 import {
@@ -147,9 +147,8 @@ export async function receiveTable(
 
     const result = await services.db.transaction(async (tx) => {
       await claimApplied(tx, id, prepared.messageType, prepared.messageTime);
-      const { fhir } = boundTo(services, tx);
       const caller = callerOf(sender);
-      const lookups = await resolveLookups(fhir, caller, [...rows.values()].flatMap((o) => o.lookups), tx);
+      const lookups = await resolveLookups(caller, [...rows.values()].flatMap((o) => o.lookups), tx);
       for (const [line, output] of rows) {
         const missing = lookups.failures.filter((f) => output.lookups.some((l) => l.reference === f.lookup.reference));
         if (missing.length) record(failed, line, missing.map((f) => ({ ...asProblem(f.issue), line })));
