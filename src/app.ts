@@ -17,7 +17,7 @@ export function createApp(services: Services): express.Express {
   app.set('etag', false);
   app.set('query parser', 'extended');
   app.use(requestMetrics);
-  app.use(compressionExceptAcks());
+  app.use(compression());
 
   app.use(operationsRoutes(services));
 
@@ -29,12 +29,6 @@ export function createApp(services: Services): express.Express {
   app.use((req, _res, next) => next(new FhirError(404, { code: 'not-found', diagnostics: `No route for ${req.method} ${req.path}` })));
   app.use(errorHandler);
   return app;
-}
-
-/** HL7 ACKs are a few hundred bytes, never worth compressing: their route skips the wrapping as well. */
-function compressionExceptAcks(): RequestHandler {
-  const compress = compression();
-  return (req, res, next) => (req.path === '/ingest/hl7v2' ? next() : compress(req, res, next));
 }
 
 const requestMetrics: RequestHandler = (req, res, next) => {

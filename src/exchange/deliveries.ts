@@ -47,6 +47,20 @@ export const deliveryJobId = (ref: { id: number; generation: number }) => `deliv
 export const batchJobId = (changeSeq: number, id: number) => `deliveries-${changeSeq}-${Math.floor(id / DELIVERY_BATCH)}`;
 export const wokenBatchJobId = (changeSeq: number, firstId: number, generation: number) => `deliveries-${changeSeq}-${firstId}-g${generation}`;
 
+const hasChange = (ref: DeliveryJobRef): ref is DeliveryJobRef & { changeSeq: number } => ref.changeSeq !== undefined && ref.changeSeq !== null;
+
+/**
+ * The batch job that may carry a delivery (none for a handshake, heartbeat or re-queue). A batch of woken
+ * deliveries is named after its first member only: for the others this names no job, and the reconciler
+ * queues them again on their own if that batch waits longer than its interval (their new generation
+ * makes the batch pass them over).
+ */
+export function batchJobOf(ref: DeliveryJobRef): string | undefined {
+  if (!hasChange(ref)) return undefined;
+  const seq = Number(ref.changeSeq);
+  return ref.generation === 0 ? batchJobId(seq, Number(ref.id)) : wokenBatchJobId(seq, Number(ref.id), ref.generation);
+}
+
 /** Groups the deliveries that have a change into batch jobs; the others (handshakes, heartbeats, replays, re-queues) are `alone`. */
 export function batchesOf(refs: DeliveryJobRef[]): { batches: Map<string, DeliveryJobRef[]>; alone: DeliveryJobRef[] } {
   const batches = new Map<string, DeliveryJobRef[]>();
@@ -58,7 +72,7 @@ export function batchesOf(refs: DeliveryJobRef[]): { batches: Map<string, Delive
     members.push(ref);
   };
   for (const ref of refs) {
-    if (ref.changeSeq === undefined || ref.changeSeq === null) alone.push(ref);
+    if (!hasChange(ref)) alone.push(ref);
     else if (ref.generation === 0) add(batches, batchJobId(ref.changeSeq, ref.id), ref);
     else add(woken, `${ref.changeSeq}/${ref.generation}`, ref);
   }

@@ -1,23 +1,12 @@
 import { log } from '../logger.js';
 import type { Database } from '../store/db.js';
-import { batchJobId, deliveryJobId, wokenBatchJobId, type Change, type DeliveryJobRef } from './deliveries.js';
+import { batchJobOf, deliveryJobId, type Change, type DeliveryJobRef } from './deliveries.js';
 import type { AnyQueue } from './queues.js';
 import { CHANGE_JOB_OPTIONS, changeJobId } from './relay.js';
 
 const BATCH = 500;
 
 type QueueState = 'missing' | 'finished' | 'held';
-
-/**
- * The batch job that may carry a delivery (none for a handshake, heartbeat or re-queue). A batch of woken
- * deliveries is named after its first member only; the others, if that job waits longer than the
- * interval, are queued again on their own (their new generation makes the batch pass them over).
- */
-function batchOf(ref: DeliveryJobRef): string | undefined {
-  if (ref.changeSeq === null || ref.changeSeq === undefined) return undefined;
-  const seq = Number(ref.changeSeq);
-  return ref.generation === 0 ? batchJobId(seq, Number(ref.id)) : wokenBatchJobId(seq, Number(ref.id), ref.generation);
-}
 
 /**
  * The store is the record of what is owed; the queue only carries it. Every interval this compares the
@@ -96,7 +85,7 @@ export class Reconciler {
     const lost: number[] = [];
     for (const ref of rows) {
       let state = await stateOf(deliveryJobId(ref));
-      const batch = state === 'missing' ? batchOf(ref) : undefined;
+      const batch = state === 'missing' ? batchJobOf(ref) : undefined;
       if (batch) state = await stateOf(batch);
       if (state === 'missing' || state === 'finished') lost.push(Number(ref.id));
     }
