@@ -1,77 +1,77 @@
-import { createHash } from 'node:crypto';
 import type { Database, Queryable } from '../store/db.js';
+import { columnsLink, digestLink, entryDigest, type EntryColumns } from './entry-digest.js';
 
 const SEAL_LOCK = 727_001; // advisory lock: one sealer at a time across gateway processes
 const BATCH = 2000;
 const GENESIS = '0'.repeat(64);
 
-interface EntryRow {
+interface EntryRow extends EntryColumns {
   seq: number;
-  id: string;
-  /** To the microsecond, in UTC: the stored instant exactly, whatever the session's time zone. */
-  recorded_at: string;
-  action: string | null;
-  outcome: string | null;
-  agent_org: string | null;
-  agent_client: string | null;
-  owner: string | null;
-  patient_id: string | null;
-  entity: string[] | null;
-  purpose: string | null;
-  content: string;
 }
 
 /** A link of the chain with the entry it seals (the entry's columns are null if the entry is gone). */
 interface LinkRow extends EntryRow {
   position: number;
   hash: string;
+  link_form: 'columns' | 'digest';
 }
 
 const ENTRY_COLUMNS = `a.id, to_char(a.recorded AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS recorded_at, a.action, a.outcome,
   a.agent_org, a.agent_client, a.owner, a.patient_id, a.entity, a.purpose, a.content::text AS content`;
 
-/** Each entry's hash covers the previous entry's hash and every stored column of its own. */
-export function linkHash(previous: string, row: EntryRow): string {
-  const canonical = JSON.stringify([
-    row.id, row.recorded_at, row.action, row.outcome, row.agent_org, row.agent_client, row.owner,
-    row.patient_id, row.entity, row.purpose, row.content,
-  ]);
-  return createHash('sha256').update(previous).update('\n').update(canonical).digest('hex');
-}
-
 /**
- * Appends the stored but unsealed AuditEvents to the hash chain, in the order they became visible.
- * Returns how many were sealed. Safe to run from several processes at once.
+ * Appends the stored but unsealed AuditEvents to the hash chain, in the order they became visible: each
+ * link hashes the previous link with the digest its writer stored (see entryDigest); an entry queued
+ * without one is read and digested here. Returns how many were sealed. Safe to run from several
+ * processes at once.
  */
 export async function sealAuditChain(db: Database): Promise<number> {
   let sealed = 0;
   for (;;) {
     const n = await db.transaction(async (tx) => {
-      await tx.query('SELECT pg_advisory_xact_lock($1)', [SEAL_LOCK]);
-      const last = await tx.query<{ position: number; hash: string }>(
-        'SELECT position, hash FROM audit_chain ORDER BY position DESC LIMIT 1');
-      const { rows } = await tx.query<EntryRow>(
-        `SELECT u.seq, ${ENTRY_COLUMNS} FROM audit_unsealed u JOIN audit_event a ON a.seq = u.seq ORDER BY u.seq LIMIT ${BATCH}`);
+      const locked = tx.query('SELECT pg_advisory_xact_lock($1)', [SEAL_LOCK]);
+      const last = tx.query<{ position: number; hash: string }>('SELECT position, hash FROM audit_chain ORDER BY position DESC LIMIT 1');
+      const queued = tx.query<{ seq: number; digest: string | null }>(`SELECT seq, digest FROM audit_unsealed ORDER BY seq LIMIT ${BATCH}`);
+      const [, head, { rows }] = await Promise.all([locked, last, queued]);
       if (!rows.length) return 0;
-      let position = Number(last.rows[0]?.position ?? 0);
-      let previous = last.rows[0]?.hash ?? GENESIS;
+      const digests = await digestsOf(tx, rows);
+      let position = Number(head.rows[0]?.position ?? 0);
+      let previous = head.rows[0]?.hash ?? GENESIS;
       const positions: number[] = [];
+      const seqs: number[] = [];
       const hashes: string[] = [];
-      for (const row of rows) {
-        previous = linkHash(previous, row);
+      for (const [seq, digest] of digests) {
+        previous = digestLink(previous, digest);
         positions.push(++position);
+        seqs.push(seq);
         hashes.push(previous);
       }
       await tx.query(
         `WITH sealed AS (DELETE FROM audit_unsealed WHERE seq = ANY($2::bigint[]))
-         INSERT INTO audit_chain (position, seq, hash) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[])`,
-        [positions, rows.map((r) => r.seq), hashes],
+         INSERT INTO audit_chain (position, seq, hash, link_form) SELECT p, s, h, 'digest' FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS x(p, s, h)`,
+        [positions, seqs, hashes],
       );
       return rows.length;
     });
     sealed += n;
     if (n < BATCH) return sealed;
   }
+}
+
+/** The digests of queued entries: as their writers stored them, or computed from the rows of those without. */
+async function digestsOf(tx: Queryable, queued: { seq: number; digest: string | null }[]): Promise<Map<number, string>> {
+  const missing = queued.filter((q) => !q.digest).map((q) => q.seq);
+  const read = missing.length
+    ? (await tx.query<EntryRow>(`SELECT a.seq, ${ENTRY_COLUMNS} FROM audit_event a WHERE a.seq = ANY($1::bigint[])`, [missing])).rows
+    : [];
+  const computed = new Map(read.map((row) => [Number(row.seq), entryDigest(row)]));
+  // In queue order; an entry without a digest whose row is gone has nothing to seal and stays queued.
+  const digests = new Map<number, string>();
+  for (const q of queued) {
+    const digest = q.digest ?? computed.get(Number(q.seq));
+    if (digest) digests.set(Number(q.seq), digest);
+  }
+  return digests;
 }
 
 export interface ChainReport {
@@ -89,13 +89,13 @@ export async function verifyAuditChain(db: Queryable): Promise<ChainReport> {
   let expected = 1;
   for (;;) {
     const { rows } = await db.query<LinkRow>(
-      `SELECT c.position, c.hash, c.seq, ${ENTRY_COLUMNS} FROM audit_chain c LEFT JOIN audit_event a ON a.seq = c.seq
+      `SELECT c.position, c.hash, c.link_form, c.seq, ${ENTRY_COLUMNS} FROM audit_chain c LEFT JOIN audit_event a ON a.seq = c.seq
        WHERE c.position >= $1 ORDER BY c.position LIMIT ${BATCH}`, [expected]);
     for (const row of rows) {
       if (Number(row.position) !== expected || row.id === null) {
         return { intact: false, checked: expected - 1, broken: { position: expected, reason: 'entry missing (deleted)' } };
       }
-      const hash = linkHash(previous, row);
+      const hash = row.link_form === 'digest' ? digestLink(previous, entryDigest(row)) : columnsLink(previous, row);
       if (hash !== row.hash) {
         return { intact: false, checked: expected - 1, broken: { position: expected, id: row.id, reason: 'entry altered (hash does not match)' } };
       }

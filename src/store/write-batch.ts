@@ -1,5 +1,6 @@
 import type { IndexRows } from './search/extract.js';
 import type { Queryable } from './db.js';
+import { entryDigest, storedInstant } from '../audit/entry-digest.js';
 import type { ConsentGrant } from '../consent/grants.js';
 
 /** One resource version ready to commit: the row, its index rows, its audit entry and its outbox entry. */
@@ -177,15 +178,21 @@ function addAuditRows(s: Statement, rows: AuditRow[]): void {
   const json = `[${rows.map((r) =>
     `{"id":${str(r.id)},"rec":"${r.recorded.toISOString()}","act":${str(r.action)},"out":${str(r.outcome)},` +
     `"ao":${str(r.agentOrg)},"ac":${str(r.agentClient)},"own":${str(r.owner)},"pat":${str(r.patientId)},` +
-    `"pur":${str(r.purpose)},"ent":${JSON.stringify(r.entity)},"c":${r.json}}`).join(',')}]`;
+    `"pur":${str(r.purpose)},"ent":${JSON.stringify(r.entity)},"dig":"${digestOf(r)}","c":${r.json}}`).join(',')}]`;
   s.cte(
     'audit_rows',
-    `INSERT INTO audit_event (id, recorded, action, outcome, agent_org, agent_client, owner, patient_id, purpose, content, entity)
-     SELECT id, rec, act, out, ao, ac, own, pat, pur, c, ARRAY(SELECT json_array_elements_text(ent))
+    `INSERT INTO audit_event (id, recorded, action, outcome, agent_org, agent_client, owner, patient_id, purpose, content, entity, digest)
+     SELECT id, rec, act, out, ao, ac, own, pat, pur, c, ARRAY(SELECT json_array_elements_text(ent)), dig
      FROM json_to_recordset(${s.rows(json)})
-       AS x(id text, rec timestamptz, act text, out text, ao text, ac text, own text, pat text, pur text, ent json, c json)`,
+       AS x(id text, rec timestamptz, act text, out text, ao text, ac text, own text, pat text, pur text, ent json, dig text, c json)`,
   );
 }
+
+/** The digest the hash chain seals an entry by, over its columns as the store will give them back. */
+const digestOf = (r: AuditRow) => entryDigest({
+  id: r.id, recorded_at: storedInstant(r.recorded), action: r.action, outcome: r.outcome, agent_org: r.agentOrg,
+  agent_client: r.agentClient, owner: r.owner, patient_id: r.patientId, entity: r.entity, purpose: r.purpose, content: r.json,
+});
 
 /** Audit entries alone (reads, searches): appended in one statement. */
 export async function appendAudit(db: Queryable, rows: AuditRow[]): Promise<void> {

@@ -49,6 +49,47 @@ describe(`hash-chained audit trail (${stackName})`, () => {
     expect(rows[0]).toEqual({ n: report.checked, sealed: report.checked, top: report.checked, waiting: 0 });
   });
 
+  const RECORDED = '2026-04-01T09:00:00.000000Z';
+  const contentOf = (id: string) => JSON.stringify({ resourceType: 'AuditEvent', id, outcome: '0' });
+  /**
+   * An entry written straight into the store, as a writer that stores no digest (or an older gateway)
+   * leaves it; `queued: false` takes it off the sealer's queue in the same transaction.
+   */
+  const storeEntry = async (id: string, { digest = null as string | null, outcome = '0', queued = true } = {}) =>
+    stack.gateway.services.db.transaction(async (tx) => {
+      const { rows } = await tx.query(`INSERT INTO audit_event (id, recorded, action, outcome, entity, content, digest)
+        VALUES ($1, $2, 'read', $3, ARRAY['Patient/x'], $4, $5) RETURNING seq`, [id, RECORDED, outcome, contentOf(id), digest]);
+      if (!queued) await tx.query('DELETE FROM audit_unsealed WHERE seq = $1', [rows[0].seq]);
+      return Number(rows[0].seq);
+    });
+  const columnsOf = (id: string, outcome = '0') => ({
+    id, recorded_at: RECORDED, action: 'read', outcome, agent_org: null, agent_client: null, owner: null, patient_id: null,
+    entity: ['Patient/x'], purpose: null, content: contentOf(id),
+  });
+
+  it('seals entries stored without a digest by reading them, and verifies links made before digests', async () => {
+    const { services } = stack.gateway;
+    const { sealAuditChain } = await import('../../src/audit/chain.js');
+    const { columnsLink } = await import('../../src/audit/entry-digest.js');
+    const undigested = await storeEntry('chain-no-digest');
+    await sealAuditChain(services.db);
+    const link = (await sql('SELECT link_form FROM audit_chain WHERE seq = $1', [undigested])).rows[0];
+    expect(link).toEqual({ link_form: 'digest' });
+
+    // A link of the first form, as the chain held before digests were stored: over the entry's columns.
+    const older = await storeEntry('chain-columns-link', { queued: false });
+    await sealAuditChain(services.db);
+    const head = (await sql('SELECT position, hash FROM audit_chain ORDER BY position DESC LIMIT 1')).rows[0];
+    await sql(`INSERT INTO audit_chain (position, seq, hash, link_form) VALUES ($1, $2, $3, 'columns')`,
+      [Number(head.position) + 1, older, columnsLink(head.hash, columnsOf('chain-columns-link'))]);
+    await clinic.get('Patient?_count=1');
+    await sealAuditChain(services.db);
+    const report = await verify();
+    expect(report.intact).toBe(true);
+    const { rows } = await sql('SELECT count(*)::int AS n FROM audit_event');
+    expect(report.checked).toBe(rows[0].n);
+  });
+
   const atPosition = (position: number) => `(SELECT seq FROM audit_chain WHERE position = ${position})`;
 
   it('refuses to change or delete an entry or a link through the store', async () => {
@@ -59,6 +100,18 @@ describe(`hash-chained audit trail (${stackName})`, () => {
     await expect(sql('DELETE FROM audit_chain WHERE position = 2')).rejects.toThrow(/cannot be deleted/);
     await expect(sql('TRUNCATE audit_chain')).rejects.toThrow(/cannot be deleted/);
     expect((await verify()).intact).toBe(true);
+  });
+
+  it('detects an entry changed between its write and its sealing', async () => {
+    const { services } = stack.gateway;
+    const { sealAuditChain } = await import('../../src/audit/chain.js');
+    const { entryDigest } = await import('../../src/audit/entry-digest.js');
+    // The writer digested outcome '0'; the row holds '8' by the time the sealer links it.
+    const id = 'chain-changed-before-sealing';
+    const changed = await storeEntry(id, { digest: entryDigest(columnsOf(id)), outcome: '8' });
+    await sealAuditChain(services.db);
+    const position = Number((await sql('SELECT position FROM audit_chain WHERE seq = $1', [changed])).rows[0].position);
+    expect(await verify()).toMatchObject({ intact: false, checked: position - 1, position, reason: expect.stringContaining('altered') });
   });
 
   it('detects an entry removed behind the trigger', async () => {
