@@ -33,6 +33,7 @@ export interface ExchangeReport {
   latency: Latencies;
   fanoutPerSec: number;
   /** CPU ms per fan-out delivery by process: worker, gateway, PostgreSQL, Redis, receiver (servers only). */
+  steadyCpu?: Record<string, number>;
   fanoutCpu?: Record<string, number>;
   barePerSec: number;
 }
@@ -130,9 +131,13 @@ export async function benchExchange(stack: BenchStack, port: number): Promise<Ex
     await client.create(subscription(`${receiver.url}/steady`, 'Observation?category=vital-signs'));
     await waitActive(client, 1);
     await steadyLatency(client, receiver, patients, 200, 0); // warm-up
+    const steadyMeter = worker ? processMeter(worker.pid, gateway.child.pid!) : undefined;
+    steadyMeter?.start();
     const latencies = await steadyLatency(client, receiver, patients, CHANGES, 200);
+    const steadyCpu = steadyMeter && perDelivery(steadyMeter.read(), CHANGES);
     const latency = summarize(latencies);
     log(stack, `change → delivered at ${RATE}/s: p50 ${fmt(latency.p50)} ms, p99 ${fmt(latency.p99)} ms (${CHANGES} changes)`);
+    if (steadyCpu) log(stack, `CPU ms per change at ${RATE}/s: ${cpuText(steadyCpu)}`);
     if (stack.env.DATABASE_URL) await logStages(stack);
 
     for (let i = 1; i < FANOUT; i++) await client.create(subscription(`${receiver.url}/fanout`, 'Observation?category=vital-signs'));
@@ -141,7 +146,7 @@ export async function benchExchange(stack: BenchStack, port: number): Promise<Ex
     await client.create(observationOf(patients[0], 0)); // warm-up: one change to every subscriber
     await receiver.until(base + FANOUT);
     const before = receiver.count;
-    const meter = worker ? fanoutMeter(worker.pid, gateway.child.pid!) : undefined;
+    const meter = worker ? processMeter(worker.pid, gateway.child.pid!) : undefined;
     meter?.start();
     const t0 = performance.now();
     await Promise.all(Array.from({ length: FANOUT_CHANGES }, (_, i) => client.create(observationOf(patients[(i + 1) % patients.length], i))));
@@ -149,11 +154,11 @@ export async function benchExchange(stack: BenchStack, port: number): Promise<Ex
     const fanoutPerSec = (FANOUT * FANOUT_CHANGES) / ((Math.max(...[...receiver.arrivals.values()]) - t0) / 1000);
     log(stack, `fan-out: ${fmt(fanoutPerSec, 0)} deliveries/s (${FANOUT_CHANGES} changes × ${FANOUT} subscriptions)`);
     const fanoutCpu = meter && perDelivery(meter.read(), FANOUT * FANOUT_CHANGES);
-    if (fanoutCpu) log(stack, `fan-out CPU ms per delivery: ${Object.entries(fanoutCpu).map(([name, ms]) => `${name} ${fmt(ms, 3)}`).join(', ')}`);
+    if (fanoutCpu) log(stack, `fan-out CPU ms per delivery: ${cpuText(fanoutCpu)}`);
 
     const barePerSec = await bareBullmq(stack);
     log(stack, `bare BullMQ add→process: ${fmt(barePerSec, 0)} jobs/s`);
-    return { stack: stack.name, latency, fanoutPerSec, fanoutCpu, barePerSec };
+    return { stack: stack.name, latency, steadyCpu, fanoutPerSec, fanoutCpu, barePerSec };
   } finally {
     await receiver.close();
     await worker?.stop();
@@ -184,11 +189,13 @@ async function logStages(stack: BenchStack): Promise<void> {
   }
 }
 
-/** Where a fan-out's CPU goes on the server stack (the receiver runs in this process). */
-const fanoutMeter = (workerPid: number, gatewayPid: number) => new CpuMeter({
+/** Where the CPU goes on the server stack, by process (the receiver runs in this process). */
+const processMeter = (workerPid: number, gatewayPid: number) => new CpuMeter({
   worker: () => cpuMsOf(workerPid), gateway: () => cpuMsOf(gatewayPid), postgres: () => cpuMsOfCommand('postgres'),
   redis: () => cpuMsOfCommand('redis-server'), receiver: ownCpuMs,
 });
+
+const cpuText = (cpu: Record<string, number>) => Object.entries(cpu).map(([name, ms]) => `${name} ${fmt(ms, 3)}`).join(', ');
 
 const perDelivery = (cpu: Record<string, number>, n: number) => Object.fromEntries(Object.entries(cpu).map(([name, ms]) => [name, ms / n]));
 
@@ -251,6 +258,8 @@ export function printExchangeReport(reports: ExchangeReport[]): void {
   console.log('|---|' + reports.map(() => '---:').join('|') + '|');
   const row = (label: string, f: (r: ExchangeReport) => string) => console.log(`| ${label} | ${reports.map(f).join(' | ')} |`);
   row(`change → delivered p50 / p99 (ms) at ${RATE} changes/s`, (r) => `${fmt(r.latency.p50)} / ${fmt(r.latency.p99)}`);
+  row(`CPU ms per change at ${RATE} changes/s: worker / gateway / PostgreSQL / Redis / receiver`, (r) => (r.steadyCpu
+    ? Object.values(r.steadyCpu).map((ms) => fmt(ms, 2)).join(' / ') : '—'));
   row(`fan-out deliveries/s (each change → ${FANOUT} subscriptions)`, (r) => fmt(r.fanoutPerSec, 0));
   row('fan-out CPU ms per delivery: worker / gateway / PostgreSQL / Redis / receiver', (r) => (r.fanoutCpu
     ? Object.values(r.fanoutCpu).map((ms) => fmt(ms, 3)).join(' / ') : '—'));

@@ -98,8 +98,8 @@ const lockStreams = (tx: Queryable, keys: (string | null)[]) =>
  * Records the subscriptions a change notifies: one event row each (a second run adds nothing), numbered
  * per subscription, queued only when no earlier notification of the same stream is pending; marks the
  * change matched. Returns every queued, pending delivery of the change (including a previous run's).
- * One statement after the stream lock, so the subscriptions' counters are locked only briefly, and a
- * commit that does not wait for the disk: every match of a change notifying a subscription waits for
+ * One statement after the stream lock, sent with BEGIN and COMMIT at once, so the subscriptions' counters
+ * are locked only while the server runs it, and a commit that does not wait for the disk: every match of a change notifying a subscription waits for
  * that counter. A match a server crash loses is redone (the change is unmatched again; the reconciler
  * queues it) with the same idempotency keys, and a settlement's durable commit flushes it first.
  */
@@ -134,7 +134,7 @@ export async function recordMatches(db: Database, change: Change, subscribers: {
         change.versionId, change.action, change.owner, change.patientId, orderKey, change.committedAt]);
     const [, { rows }] = await Promise.all([locked, matched]);
     return rows.map((r) => ({ ...r, id: Number(r.id), changeSeq: Number(r.changeSeq) }));
-  }, { redoable: true });
+  }, { redoable: true, atOnce: true });
 }
 
 /** A handshake or heartbeat for one subscription (its job carries the subscription's purpose of use). */
@@ -224,7 +224,7 @@ export async function parkBehindEarlier(db: Database, row: Pick<DeliveryRow, 'id
       [row.id]);
     const [, { rowCount }] = await Promise.all([locked, parked]);
     return (rowCount ?? 0) > 0;
-  });
+  }, { atOnce: true });
 }
 
 /**
@@ -264,7 +264,9 @@ export interface SettleResult {
 }
 
 /**
- * Settles deliveries in one transaction: final status, AuditEvents, next in each stream queued. A
+ * Settles deliveries in one transaction sent at once (the streams' locks are held only while the server
+ * runs it): final status, next in each stream queued, and an AuditEvent for every notification sent (a
+ * notification sent twice, when a delivery's second attempt raced its first, was disclosed twice). A
  * delivered notification also postpones its subscription's next heartbeat and ends its run of failures;
  * a delivered handshake makes a requested subscription active, and any delivered notification (a
  * heartbeat too) turns a subscription in error back to active.
@@ -300,14 +302,13 @@ export async function settle(db: Database, batch: Settlement[]): Promise<SettleR
        UNION ALL SELECT 'activated', id, NULL, NULL, NULL, NULL FROM touch WHERE activate`,
       [JSON.stringify(batch.map((s) => ({ id: s.id, status: s.status, tried: s.tried, http: s.httpStatus ?? null, err: s.error?.slice(0, 1000) ?? null }))),
         batch.map((s) => s.id)]);
-    const [, { rows }] = await Promise.all([locked, settled]);
-    const done = new Set(rows.filter((r) => r.what === 'settled').map((r) => Number(r.id)));
-    const audit = batch.flatMap((s) => (done.has(s.id) && s.audit ? [s.audit] : []));
-    if (audit.length) await appendAudit(tx, audit);
+    const audit = batch.flatMap((s) => (s.audit ? [s.audit] : []));
+    const audited = audit.length ? appendAudit(tx, audit) : undefined;
+    const [, { rows }] = await Promise.all([locked, settled, audited]);
     return {
       woken: rows.filter((r) => r.what === 'woken')
         .map((r) => ({ id: Number(r.id), generation: r.generation!, subscriber: r.subscriber, purpose: r.purpose ?? undefined, changeSeq: r.change_seq })),
       activated: rows.filter((r) => r.what === 'activated').map((r) => r.id),
     };
-  });
+  }, { atOnce: true });
 }

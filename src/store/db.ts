@@ -30,6 +30,14 @@ export interface TransactionOptions {
    * transaction are held for less time. Any later durable commit flushes it too.
    */
   redoable?: boolean;
+  /**
+   * BEGIN, the statements fn sends before its first await, and COMMIT go in one round trip: the locks
+   * they take are held only while the server runs them, not while their answers travel back and the
+   * process comes round to committing. For transactions whose statements do not need each other's
+   * answers. fn can send nothing after that; a failed statement turns the COMMIT into a rollback and its
+   * error is thrown. What fn does with the answers cannot roll the transaction back.
+   */
+  atOnce?: boolean;
 }
 
 export interface DatabaseOptions {
@@ -78,6 +86,24 @@ function wrapPool(url: string, embedded: boolean, poolSize: number, onClose: () 
   const pool = new pg.Pool({ connectionString: url, max: poolSize, idleTimeoutMillis: 30_000, pipeline: true });
   pool.on('error', (err) => log.warn({ err: err.message }, 'idle database connection failed'));
   let closed = false;
+  async function sentAtOnce<T>(client: pg.PoolClient, fn: (client: Queryable) => Promise<T>, begun: Promise<unknown>): Promise<T> {
+    let open = true;
+    const query = preparing(client, !embedded);
+    const work = fn({
+      query: ((...args: Parameters<typeof query>) => {
+        if (!open) return Promise.reject(new Error('a transaction sent at once takes no statement after its first await'));
+        return query(...args);
+      }) as Queryable['query'],
+    });
+    open = false;
+    const committed = client.query('COMMIT');
+    const [done, commit] = await Promise.allSettled([work, committed, begun]);
+    if (done.status === 'rejected') throw done.reason;
+    if (commit.status === 'rejected') throw commit.reason;
+    if ((commit.value as pg.QueryResult).command !== 'COMMIT') throw new Error('the transaction was rolled back');
+    return done.value;
+  }
+
   return {
     url,
     embedded,
@@ -90,6 +116,7 @@ function wrapPool(url: string, embedded: boolean, poolSize: number, onClose: () 
         // then runs that statement, and it is awaited before COMMIT all the same.
         const begun = client.query(options?.redoable ? 'BEGIN; SET LOCAL synchronous_commit = off' : 'BEGIN');
         begun.catch(() => {});
+        if (options?.atOnce) return await sentAtOnce(client, fn, begun);
         const result = await fn({ query: preparing(client, !embedded) });
         await begun;
         await client.query('COMMIT');
