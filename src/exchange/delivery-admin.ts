@@ -61,7 +61,17 @@ function view(r: Row): DeliveryView {
   };
 }
 
-export async function listDeliveries(db: Queryable, filter: DeliveryFilter): Promise<{ total: number; deliveries: DeliveryView[] }> {
+/** Matching deliveries are counted up to this many: an exact count of a large table reads all of it. */
+export const COUNT_LIMIT = 10_000;
+
+/** A page of deliveries and how many match (`totalAtLeast`: more than COUNT_LIMIT match, `total` is that limit). */
+export interface DeliveryList {
+  total: number;
+  totalAtLeast?: true;
+  deliveries: DeliveryView[];
+}
+
+export async function listDeliveries(db: Queryable, filter: DeliveryFilter): Promise<DeliveryList> {
   const where: string[] = [];
   const values: unknown[] = [];
   const add = (sql: string, value: unknown) => {
@@ -78,9 +88,11 @@ export async function listDeliveries(db: Queryable, filter: DeliveryFilter): Pro
   const condition = where.length ? `WHERE ${where.join(' AND ')}` : '';
   const [page, count] = await Promise.all([
     db.query<Row>(`SELECT ${COLUMNS} FROM delivery ${condition} ORDER BY id DESC LIMIT ${filter.count} OFFSET ${filter.offset}`, values),
-    db.query<{ n: number }>(`SELECT count(*) AS n FROM delivery ${condition}`, values),
+    db.query<{ n: number }>(`SELECT count(*) AS n FROM (SELECT 1 FROM delivery ${condition} LIMIT ${COUNT_LIMIT + 1}) matching`, values),
   ]);
-  return { total: count.rows[0].n, deliveries: page.rows.map(view) };
+  const n = Number(count.rows[0].n);
+  const deliveries = page.rows.map(view);
+  return n > COUNT_LIMIT ? { total: COUNT_LIMIT, totalAtLeast: true, deliveries } : { total: n, deliveries };
 }
 
 export async function getDelivery(db: Queryable, id: number): Promise<DeliveryView | undefined> {

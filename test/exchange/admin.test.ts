@@ -39,6 +39,19 @@ describe(`exchange administration and observability (${stackName})`, () => {
     expect(await one.json()).toMatchObject({ id: page.deliveries[0].id, subscription: `Subscription/${subscriptionId}` });
   });
 
+  it('counts matching deliveries up to 10,000 and says when there are more', async () => {
+    const add = (n: number) => stack.gateway.services.db.query(`INSERT INTO delivery (subscription_id, subscriber, kind, status)
+      SELECT $1, 'adm-clinic', 'heartbeat', 'cancelled' FROM generate_series(1, $2)`, [subscriptionId, n]);
+    await add(10_000);
+    expect(await adminDeliveries(stack, 'status=cancelled&_count=2')).toMatchObject({ total: 10_000 });
+    expect((await adminDeliveries(stack, 'status=cancelled&_count=2') as any).totalAtLeast).toBeUndefined();
+    await add(1);
+    const capped = await adminDeliveries(stack, 'status=cancelled&_count=2');
+    expect(capped).toMatchObject({ total: 10_000, totalAtLeast: true });
+    expect(capped.deliveries).toHaveLength(2);
+    expect((await adminDeliveries(stack, 'status=dead')).total).toBe(0);
+  });
+
   it('answers 400 for a bad filter, 404 for an unknown delivery and 409 for replaying one that is not dead', async () => {
     expect((await fetch(`${stack.url}/admin/deliveries?status=lost`, { headers: admin })).status).toBe(400);
     expect((await fetch(`${stack.url}/admin/deliveries/99999`, { headers: admin })).status).toBe(404);
