@@ -32,8 +32,9 @@ export interface ExchangeReport {
   stack: string;
   latency: Latencies;
   fanoutPerSec: number;
-  /** CPU ms per fan-out delivery by process: worker, gateway, PostgreSQL, Redis, receiver (servers only). */
+  /** CPU ms per change of the steady run by process: worker, gateway, PostgreSQL, Redis, receiver (servers only). */
   steadyCpu?: Record<string, number>;
+  /** The same per fan-out delivery. */
   fanoutCpu?: Record<string, number>;
   barePerSec: number;
 }

@@ -1,7 +1,7 @@
 import type { Database, Queryable } from '../store/db.js';
 import { columnsLink, digestLink, entryDigest, type EntryColumns } from './entry-digest.js';
 
-const SEAL_LOCK = 727_001; // advisory lock: one sealer at a time across gateway processes
+export const SEAL_LOCK = 727_001; // advisory lock: one sealer at a time across gateway processes
 const BATCH = 2000;
 const GENESIS = '0'.repeat(64);
 
@@ -22,8 +22,8 @@ const ENTRY_COLUMNS = `a.id, to_char(a.recorded AT TIME ZONE 'UTC', 'YYYY-MM-DD"
 /**
  * Appends the stored but unsealed AuditEvents to the hash chain, in the order they became visible: each
  * link hashes the previous link with the digest its writer stored (see entryDigest); an entry queued
- * without one is read and digested here. Returns how many were sealed. Safe to run from several
- * processes at once.
+ * without one is read and digested here. Returns how many were sealed (a batch that seals fewer
+ * than it read ends the run). Safe to run from several processes at once.
  */
 export async function sealAuditChain(db: Database): Promise<number> {
   let sealed = 0;
@@ -51,7 +51,7 @@ export async function sealAuditChain(db: Database): Promise<number> {
          INSERT INTO audit_chain (position, seq, hash, link_form) SELECT p, s, h, 'digest' FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS x(p, s, h)`,
         [positions, seqs, hashes],
       );
-      return rows.length;
+      return seqs.length;
     });
     sealed += n;
     if (n < BATCH) return sealed;

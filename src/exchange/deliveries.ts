@@ -99,8 +99,8 @@ const lockStreams = (tx: Queryable, keys: (string | null)[]) =>
  * per subscription, queued only when no earlier notification of the same stream is pending; marks the
  * change matched. Returns every queued, pending delivery of the change (including a previous run's).
  * One statement after the stream lock, sent with BEGIN and COMMIT at once, so the subscriptions' counters
- * are locked only while the server runs it, and a commit that does not wait for the disk: every match of a change notifying a subscription waits for
- * that counter. A match a server crash loses is redone (the change is unmatched again; the reconciler
+ * are locked only while the server runs it, and a commit that does not wait for the disk: every match of
+ * a change notifying a subscription waits for that counter. A match a server crash loses is redone (the change is unmatched again; the reconciler
  * queues it) with the same idempotency keys, and a settlement's durable commit flushes it first.
  */
 export async function recordMatches(db: Database, change: Change, subscribers: { id: string; owner: string | null; purpose: string }[]): Promise<DeliveryJobRef[]> {

@@ -18,7 +18,7 @@ export interface Database extends Queryable {
   readonly url: string;
   readonly embedded: boolean;
   readonly pool: pg.Pool;
-  /** Runs fn inside BEGIN … COMMIT on one connection; any throw rolls back. */
+  /** Runs fn inside BEGIN … COMMIT on one connection; any throw rolls back (see `atOnce` for the exception). */
   transaction<T>(fn: (client: Queryable) => Promise<T>, options?: TransactionOptions): Promise<T>;
   close(): Promise<void>;
 }
