@@ -39,10 +39,13 @@ describe.skipIf(stackName !== 'servers')(`HL7 v2 apply group: gateway killed ins
     await blocker.query('BEGIN');
     await blocker.query('LOCK TABLE ingest_resource_clock IN SHARE ROW EXCLUSIVE MODE');
     const unanswered = messages.map((m) => post(`${stack.url}/ingest/hl7v2`, token, m.bytes).catch((err: Error) => err));
+    // Killed once every message is kept (received) and an apply transaction waits; messages not in that
+    // group wait in the process for the next one.
     for (let i = 0; ; i++) {
-      const { rows } = await blocker.query(`SELECT count(*)::int AS n FROM pg_stat_activity
-        WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`);
-      if (rows[0].n > 0) break;
+      const { rows } = await blocker.query(`SELECT (SELECT count(*)::int FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()) AS waiting,
+        (SELECT count(*)::int FROM ingest_message WHERE control_id = ANY($1::text[])) AS kept`, [messages.map((m) => m.control)]);
+      if (rows[0].waiting > 0 && rows[0].kept === messages.length) break;
       if (i > 200) throw new Error('the apply never reached the lock');
       await new Promise((r) => setTimeout(r, 50));
     }
