@@ -100,8 +100,12 @@ const lockStreams = (tx: Queryable, keys: (string | null)[]) =>
  * change matched. Returns every queued, pending delivery of the change (including a previous run's).
  * One statement after the stream lock, sent with BEGIN and COMMIT at once, so the subscriptions' counters
  * are locked only while the server runs it, and a commit that does not wait for the disk: every match of
- * a change notifying a subscription waits for that counter. A match a server crash loses is redone (the change is unmatched again; the reconciler
- * queues it) with the same idempotency keys, and a settlement's durable commit flushes it first.
+ * a change notifying a subscription waits for that counter. A match a server crash loses is redone (the
+ * change is unmatched again; the reconciler queues it) with the same idempotency keys, and a settlement's
+ * durable commit flushes it first. Two runs of one change are serialised by the stream lock, and the
+ * statement's snapshot is taken once the lock is held, so `fresh` already leaves out what an earlier run
+ * inserted: a plain insert (delivery_event_once would refuse a second row, failing the job, not adding
+ * one). Subscriptions are locked and counted by their keys, whatever the planner knows of their table.
  */
 export async function recordMatches(db: Database, change: Change, subscribers: { id: string; owner: string | null; purpose: string }[]): Promise<DeliveryJobRef[]> {
   if (!subscribers.length) {
@@ -114,15 +118,14 @@ export async function recordMatches(db: Database, change: Change, subscribers: {
     const matched = tx.query<DeliveryJobRef>(`WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(sub text, subscriber text, purpose text)),
        fresh AS (SELECT x.sub, x.subscriber FROM x WHERE NOT EXISTS (SELECT 1 FROM delivery d WHERE d.kind = 'event'
          AND d.subscription_id = x.sub AND d.resource_type = $3 AND d.resource_id = $4 AND d.version_id = $5)),
-       locked AS (SELECT s.id FROM subscription_state s WHERE s.id IN (SELECT sub FROM fresh) ORDER BY s.id FOR UPDATE),
-       numbered AS (UPDATE subscription_state s SET events = s.events + 1 FROM locked WHERE s.id = locked.id RETURNING s.id, s.events),
+       locked AS (SELECT s.id FROM subscription_state s WHERE s.id = ANY(ARRAY(SELECT sub FROM fresh)) ORDER BY s.id FOR UPDATE),
+       numbered AS (UPDATE subscription_state s SET events = s.events + 1 WHERE s.id = ANY(ARRAY(SELECT id FROM locked)) RETURNING s.id, s.events),
        ins AS (INSERT INTO delivery (subscription_id, subscriber, kind, change_seq, resource_type, resource_id, version_id, action,
            data_owner, patient_id, order_key, changed_at, event_number, queued)
          SELECT f.sub, f.subscriber, 'event', $2, $3, $4, $5, $6, $7, $8, $9, to_timestamp($10::double precision / 1000), n.events,
            NOT EXISTS (SELECT 1 FROM delivery p WHERE p.subscription_id = f.sub AND p.order_key = $9 AND p.status = 'pending'
              AND p.change_seq < $2)
          FROM fresh f JOIN numbered n ON n.id = f.sub
-         ON CONFLICT (subscription_id, resource_type, resource_id, version_id) WHERE kind = 'event' DO NOTHING
          RETURNING id, generation, subscriber, subscription_id, queued),
        matched AS (UPDATE outbox SET matched_at = now() WHERE seq = $2 AND matched_at IS NULL)
        SELECT i.id, i.generation, i.subscriber, x.purpose, $2::bigint AS "changeSeq" FROM ins i JOIN x ON x.sub = i.subscription_id WHERE i.queued

@@ -37,7 +37,7 @@ export async function subscribersOf(db: Queryable, specs: SpecCache, change: Cha
   const notifiedBefore: Subscriber[] = [];
   for (const sub of live) {
     const spec = parsed.get(sub.id);
-    const test = spec && testFor(spec, change);
+    const test = spec && spec.status !== 'off' ? testFor(spec, change) : undefined;
     if (test?.kind === 'search') searches.push({ sub, test });
     else if (test?.kind === 'previously-notified') notifiedBefore.push(sub);
   }

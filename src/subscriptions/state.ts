@@ -69,12 +69,16 @@ export async function followVersion(db: Queryable, id: string, versionId: number
   await db.query('UPDATE subscription_state SET version_id = GREATEST(version_id, $2) WHERE id = $1', [id, versionId]);
 }
 
-/** Active (or failing, still retried) subscriptions that a change of this type can notify; one its client turned off is not. */
+/**
+ * Active (or failing, still retried) subscriptions that a change of this type can notify, with their
+ * current version. Whether the client has turned one off in that version is for the caller to read from
+ * the parsed version (SpecCache): reading it here parsed every Subscription's JSON for every change. The
+ * version is looked up per subscription by its key, whatever the planner knows of either table.
+ */
 export async function liveSubscriptions(db: Queryable, resourceType: string): Promise<LiveSubscription[]> {
   const { rows } = await db.query<{ id: string; owner: string | null; version_id: number; purpose: string }>(
     `SELECT s.id, s.owner, r.version_id, s.purpose FROM subscription_state s
-     JOIN resource r ON r.resource_type = 'Subscription' AND r.id = s.id AND NOT r.deleted
-       AND r.content->>'status' IS DISTINCT FROM 'off'
+     CROSS JOIN LATERAL (SELECT version_id FROM resource WHERE resource_type = 'Subscription' AND id = s.id AND NOT deleted) r
      WHERE s.status IN ('active', 'error') AND s.resource_types @> ARRAY[$1]::text[] AND (s.end_at IS NULL OR s.end_at > now())`,
     [resourceType],
   );
