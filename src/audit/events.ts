@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { newId } from '../store/ids.js';
 import type { AuditEvent } from '@medplum/fhirtypes';
 import type { AuditRow } from '../store/write-batch.js';
 
@@ -52,7 +52,7 @@ export interface AuditFacts {
 
 /** Builds the AuditEvent resource (Basic Audit Log Patterns style) and its indexed columns. */
 export function auditRow(facts: AuditFacts): AuditRow {
-  const id = randomUUID();
+  const id = newId();
   const recorded = facts.recorded ?? new Date();
   const outcome = facts.outcome ?? '0';
   const event: AuditEvent = {

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { newId } from '../store/ids.js';
 import type { Communication } from '@medplum/fhirtypes';
 import { RENKEI_SYSTEM } from '../audit/events.js';
 import type { Caller } from '../fhir/caller.js';
@@ -35,6 +35,6 @@ export function breakGlassNotices(caller: Caller, disclosed: StoredResource[]): 
       about: refs.slice(0, 50).map((reference) => ({ reference })),
       payload: [{ contentString: `緊急時アクセス (break-glass) by Organization/${caller.organizationId}: ${caller.breakGlassReason}` }],
     };
-    return prepareVersion(notice, { id: randomUUID(), versionId: 1, owner, caller, method: 'POST', replacesIndex: false }).write;
+    return prepareVersion(notice, { id: newId(), versionId: 1, owner, caller, method: 'POST', replacesIndex: false }).write;
   });
 }

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { newId } from '../store/ids.js';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { AuditEvent } from '@medplum/fhirtypes';
 import { authOf, checkScope } from '../auth/context.js';
@@ -57,7 +57,7 @@ export function auditEventRouter(services: Services): express.Router {
     const auth = authOf(res);
     checkScope(auth, 'AuditEvent', 'create');
     const event = assertValidResource(req.body, 'AuditEvent') as AuditEvent;
-    const id = randomUUID();
+    const id = newId();
     const stored: AuditEvent = { ...event, id, meta: { versionId: '1', lastUpdated: new Date().toISOString() } };
     const entity = (event.entity ?? []).map((e) => e.what?.reference).filter((r): r is string => !!r);
     const patient = entity.find((r) => r.startsWith('Patient/'))?.slice('Patient/'.length) ?? null;

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { newId } from '../store/ids.js';
 import type { Resource } from '@medplum/fhirtypes';
 import { auditRow } from '../audit/events.js';
 import type { AuditRecorder } from '../audit/recorder.js';
@@ -166,7 +166,7 @@ export class FhirService {
     });
   }
 
-  planCreate(caller: Caller, resource: Resource, id: string = randomUUID()): PlannedWrite {
+  planCreate(caller: Caller, resource: Resource, id: string = newId()): PlannedWrite {
     const { write, resource: stored } = prepareVersion(resource, {
       id, versionId: 1, owner: caller.organizationId ?? null, caller, method: 'POST', replacesIndex: false,
     });
@@ -206,7 +206,7 @@ export class FhirService {
       await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`${type}?${query}`]);
       const matches = await this.matchesFor(caller, type, query, tx);
       if (matches.length > 1) throw preconditionFailed(`The criteria matched ${matches.length} resources / 複数一致しました`);
-      const id = matches[0]?.id ?? resource.id ?? randomUUID();
+      const id = matches[0]?.id ?? resource.id ?? newId();
       if (matches[0] && resource.id && resource.id !== matches[0].id)
         throw badRequest(`The body's id ${resource.id} differs from the matching resource ${matches[0].id}`, ['id']);
       assertId(id);

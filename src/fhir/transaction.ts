@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { newId } from '../store/ids.js';
 import type { Bundle, BundleEntry, Resource } from '@medplum/fhirtypes';
 import { checkScope, type AuthContext, type Interaction } from '../auth/context.js';
 import type { Services } from '../services.js';
@@ -172,7 +172,7 @@ async function resolveIds(fhir: FhirService, caller: Caller, entries: ParsedEntr
   const targets = new Map<number, { id: string; existing?: boolean }>();
   for (const e of entries) {
     if (e.method === 'POST') {
-      let target: { id: string; existing?: boolean } = { id: randomUUID() };
+      let target: { id: string; existing?: boolean } = { id: newId() };
       if (e.ifNoneExist) {
         const matches = await fhir.matchesFor(caller, e.type, e.ifNoneExist, tx);
         if (matches.length > 1) throw atEntry(preconditionFailed(`ifNoneExist matched ${matches.length} resources`), e.index);
@@ -185,7 +185,7 @@ async function resolveIds(fhir: FhirService, caller: Caller, entries: ParsedEntr
       if (!id) {
         const matches = await fhir.matchesFor(caller, e.type, e.query ?? '', tx);
         if (matches.length > 1) throw atEntry(preconditionFailed(`conditional update matched ${matches.length} resources`), e.index);
-        id = matches[0]?.id ?? e.resource?.id ?? randomUUID();
+        id = matches[0]?.id ?? e.resource?.id ?? newId();
       }
       targets.set(e.index, { id });
       if (e.fullUrl) references.set(e.fullUrl, `${e.type}/${id}`);

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { newId } from '../store/ids.js';
 import type { AuditEvent } from '@medplum/fhirtypes';
 import type { AuditRow } from '../store/write-batch.js';
 
@@ -25,7 +25,7 @@ const NOTIFICATION_TYPE = 'http://hl7.org/fhir/subscription-notification-type';
  * (`AuditEvent?subtype=notification`).
  */
 export function notificationAudit(facts: NotificationAuditFacts): AuditRow {
-  const id = randomUUID();
+  const id = newId();
   const recorded = facts.recorded ?? new Date();
   const kind = facts.kind === 'event' ? 'event-notification' : facts.kind;
   const resourceRef = facts.resource && `${facts.resource.type}/${facts.resource.id}/_history/${facts.resource.versionId}`;
