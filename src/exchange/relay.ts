@@ -73,15 +73,17 @@ export class OutboxRelay {
   /**
    * Relays one batch; returns how many outbox rows it handled. The batch is claimed in one statement
    * (rows another relay is claiming are skipped, so relays share the work rather than repeat it); a type
-   * nothing watches is marked matched there too. Claimed changes are then added to the queue; if the
+   * nothing watches is marked matched there too (only the claimed types are looked up, by the
+   * subscriptions' type index: not every subscription's types on every claim). Claimed changes are then added to the queue; if the
    * queue refuses, the claim is released for the next attempt, and a process that dies in between
    * leaves them to the reconciler (relayed, never matched).
    */
   async relayOnce(): Promise<number> {
     this.announced = false;
     const { rows } = await this.db.query<OutboxRow & { wanted: boolean }>(
-      `WITH watched AS (SELECT DISTINCT unnest(resource_types) AS t FROM subscription_state WHERE status <> 'off'),
-       claimed AS (SELECT seq FROM outbox WHERE relayed_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
+      `WITH claimed AS (SELECT seq, resource_type FROM outbox WHERE relayed_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED),
+       watched AS (SELECT c.t FROM (SELECT DISTINCT resource_type AS t FROM claimed) c
+         WHERE EXISTS (SELECT 1 FROM subscription_state s WHERE s.status <> 'off' AND s.resource_types @> ARRAY[c.t]))
        UPDATE outbox o SET relayed_at = now(), matched_at = CASE WHEN ${WANTED} THEN o.matched_at ELSE COALESCE(o.matched_at, now()) END
        WHERE o.seq = ANY(ARRAY(SELECT seq FROM claimed))
        RETURNING o.seq, o.resource_type, o.id, o.version_id, o.action, o.owner, o.patient_id,

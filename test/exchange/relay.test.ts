@@ -48,6 +48,30 @@ describe(`outbox relay (${stackName})`, () => {
     expect(await relay.relayOnce()).toBe(0);
   });
 
+  it('takes a type as watched while a subscription that is not off watches it (requested too), not one that is off', async () => {
+    const { db } = stack.gateway.services;
+    const { changes } = stack.gateway.services.exchange;
+    const relay = new OutboxRelay(db, changes, 50);
+    await relay.relayOnce();
+    const state = `INSERT INTO subscription_state (id, owner, version_id, kind, status, resource_types) VALUES ($1, 'relay-clinic', 1, 'criteria', $2, $3)`;
+    await db.query(state, ['relay-watch-off', 'off', '{MedicationRequest,Condition}']);
+    await db.query(state, ['relay-watch-requested', 'requested', '{Condition,MedicationRequest}']);
+    await db.query(state, ['relay-watch-off-only', 'off', '{Encounter}']);
+    const patientId = (await clinic.post('Patient', patient('RELAY-WATCH'))).body.id;
+    const written = [
+      { type: 'MedicationRequest', id: (await clinic.post('MedicationRequest', medicationRequest(patientId, 'RELAY-WATCH-1'))).body.id, watched: true },
+      { type: 'Encounter', id: (await clinic.post('Encounter', { resourceType: 'Encounter', status: 'finished', class: { code: 'AMB' }, subject: { reference: `Patient/${patientId}` } })).body.id, watched: false },
+    ];
+    await relay.relayOnce();
+    for (const w of written) {
+      const { rows } = await db.query<{ seq: number; matched: boolean }>(
+        'SELECT seq, matched_at IS NOT NULL AS matched FROM outbox WHERE resource_type = $1 AND id = $2', [w.type, w.id]);
+      expect(rows[0].matched, w.type).toBe(!w.watched);
+      expect(Boolean(await changes.getJob(changeJobId(Number(rows[0].seq)))), w.type).toBe(w.watched);
+    }
+    await db.query("DELETE FROM subscription_state WHERE id LIKE 'relay-watch-%'");
+  });
+
   it('queues a change whose relay claimed it and died before the queue took it: the reconciler adds it', async () => {
     const { db, exchange } = stack.gateway.services;
     const patientId = (await clinic.post('Patient', patient('RELAY-2'))).body.id;
