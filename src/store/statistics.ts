@@ -8,7 +8,7 @@ import type { Database } from './db.js';
  * looks only once a minute, while a fan-out adds tens of thousands of delivery rows in seconds. A table
  * is due past 500 changed rows plus 10 % of its size (autovacuum's own rule):
  * - on a server, by its own counters (pg_stat_user_tables), whichever process wrote the rows; a look is
- *   one read of those counters, every second (a fan-out of a few seconds ran on plans made before it);
+ *   one read of those counters, every few seconds;
  * - on the embedded store, which keeps no such counters, by the sequences every resource write and every
  *   notification take (outbox, delivery), and then all the tables below are analysed. It looks every
  *   30 s: there ANALYZE holds the one session every request waits for.
@@ -30,7 +30,7 @@ export interface StatisticsKeeper {
   stop(): void;
 }
 
-export function keepStatistics(db: Database, intervalMs = db.embedded ? 30_000 : 1_000): StatisticsKeeper {
+export function keepStatistics(db: Database, intervalMs = db.embedded ? 30_000 : 5_000): StatisticsKeeper {
   const due = db.embedded ? embeddedDue() : serverDue;
   const check = async (): Promise<boolean> => {
     const tables = await due(db);
