@@ -74,9 +74,9 @@ export class OutboxRelay {
    * Relays one batch; returns how many outbox rows it handled. The batch is claimed in one statement
    * (rows another relay is claiming are skipped, so relays share the work rather than repeat it); a type
    * nothing watches is marked matched there too (only the claimed types are looked up, by the
-   * subscriptions' type index: not every subscription's types on every claim). Claimed changes are then added to the queue; if the
-   * queue refuses, the claim is released for the next attempt, and a process that dies in between
-   * leaves them to the reconciler (relayed, never matched).
+   * subscriptions' type index: not every subscription's types on every claim). Claimed changes are then
+   * added to the queue; if the queue refuses, the claim is released for the next attempt, and a process
+   * that dies in between leaves them to the reconciler (relayed, never matched).
    */
   async relayOnce(): Promise<number> {
     this.announced = false;
