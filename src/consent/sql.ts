@@ -35,6 +35,9 @@ const permits = (alias: string, org: string, purpose: string) =>
        WHERE cg_o.consent_id = cg_p.consent_id AND NOT cg_o.permit AND cg_o.depth >= cg_p.depth AND ${applies('cg_o', alias, org, purpose)}
          AND (NOT cg_o.conditional OR ${contentMatches('cg_o', alias)} IS NOT FALSE))`;
 
+/** Grantees of every permit of the row's owner about the row's patient, whatever its scope: whom it may open the row to. */
+export const permitGranteesSql = (alias: string) => `SELECT cg_g.grantee FROM ${ownersGrants('cg_g', alias)} AND cg_g.permit`;
+
 /** True when an active Consent recorded by the row's owner opens the row to the viewer. */
 export const consentPermitsSql = (alias: string, org: string, purpose: string) =>
   `EXISTS (SELECT 1 ${permits(alias, org, purpose)})`;

@@ -1,4 +1,4 @@
-import { agreementSql, consentPermitSql, consentPermitsSql } from '../consent/sql.js';
+import { agreementSql, consentPermitSql, consentPermitsSql, permitGranteesSql } from '../consent/sql.js';
 import { DIRECTORY_TYPES, isDirectoryType } from './resource-types.js';
 import type { SqlParams } from './sql.js';
 
@@ -33,6 +33,19 @@ export function visibilitySql(viewer: Viewer, alias: string, params: SqlParams):
   const emergency = isBreakGlass(viewer) ? ` OR ${agreementSql(alias, org)} IS NOT NULL` : '';
   return `(${alias}.owner = ${org} OR (${alias}.patient_id IS NULL AND ${alias}.resource_type = ANY(${directory}::text[]))
     OR (${alias}.patient_id IS NOT NULL AND ${alias}.owner IS NOT NULL AND (${consentPermitsSql(alias, org, purpose)}${emergency})))`;
+}
+
+/**
+ * SQL selecting (as `org`) the Organizations that may possibly see the row under `alias`, break-glass
+ * aside: its owner, any Organization (`'*'`) for the shared directory, and the grantees of its owner's
+ * permits about its patient (`'*'`: any recipient), whatever those permits' types, purposes, periods and
+ * exceptions. A superset of visibilitySql's rule: it narrows whom to ask before that rule decides.
+ */
+export function possibleViewersSql(alias: string, params: SqlParams): string {
+  const directory = params.add(DIRECTORY_TYPES);
+  return `SELECT ${alias}.owner AS org
+    UNION SELECT '*' WHERE ${alias}.patient_id IS NULL AND ${alias}.resource_type = ANY(${directory}::text[])
+    UNION ${permitGranteesSql(alias)}`;
 }
 
 /**

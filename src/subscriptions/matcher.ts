@@ -4,7 +4,6 @@ import type { Change } from '../exchange/deliveries.js';
 import type { Queryable } from '../store/db.js';
 import { matchCondition } from '../store/search/execute.js';
 import type { Criterion, SearchRequest } from '../store/search/request.js';
-import { isDirectoryType } from '../store/resource-types.js';
 import { SqlParams } from '../store/sql.js';
 import { parseCriteria, type SubscriptionSpec } from './spec.js';
 import { liveSubscriptions, type SpecCache } from './state.js';
@@ -31,9 +30,8 @@ export interface Subscriber {
  * is when the change is matched (normally the new version itself).
  */
 export async function subscribersOf(db: Queryable, specs: SpecCache, change: Change): Promise<Subscriber[]> {
-  // A deletion is told to whoever was told of the resource before; directory data is everyone's to see.
-  const everyone = change.action === 'delete' || isDirectoryType(change.resourceType);
-  const live = (await liveSubscriptions(db, change, everyone)).filter((s) => s.owner !== null);
+  // A deletion is told to whoever was told of the resource before, whoever may see it now.
+  const live = (await liveSubscriptions(db, change, change.action === 'delete')).filter((s) => s.owner !== null);
   if (!live.length) return [];
   const parsed = await specs.get(db, live);
   const searches: { sub: Subscriber; test: Extract<Test, { kind: 'search' }> }[] = [];
