@@ -56,8 +56,10 @@ describe(`operations (${stackName})`, () => {
       resourceType: 'Bundle', type: 'transaction',
       entry: Array.from({ length: 200 }, (_, i) => ({ resource: patient(`DRAIN-${i}`), request: { method: 'POST', url: 'Patient' } })),
     };
+    // Close once the gateway holds the request: before that its connection is idle, and closing resets it.
+    const held = new Promise((r) => own.gateway.server.once('request', r));
     const inFlight = client.post('', bundle);
-    await new Promise((r) => setTimeout(r, 20));
+    await held;
     const closing = own.gateway.close();
     const answered = await inFlight;
     expect(answered.status).toBe(200);
