@@ -1,6 +1,5 @@
-import http from 'node:http';
-import https from 'node:https';
 import net from 'node:net';
+import { Agent, errors } from 'undici';
 import { EndpointRefused, guardedLookup, hostOf, isPrivateAddress, type EndpointPolicy } from './endpoint-policy.js';
 import type { OutboundMessage } from './notification.js';
 
@@ -12,19 +11,21 @@ export class DeliveryFailure extends Error {
 }
 
 const USER_AGENT = 'renkei-gateway (FHIR Subscription notifications)';
+const ACCEPT = 'application/fhir+json, application/json;q=0.9, */*;q=0.1';
+/** An answer's body is read up to this many bytes, then its connection is dropped: the status is what counts. */
+const ANSWER_READ_LIMIT = 64 * 1024;
 
 /**
- * Sends notifications over HTTP(S) with keep-alive connections. Connections open only to addresses the
- * endpoint policy allows (checked on the resolved address), redirects are not followed (a 3xx is a
- * failed attempt), and an attempt that has no complete answer within the timeout fails.
+ * Sends notifications over HTTP(S) with keep-alive connections (undici: about a third less CPU per
+ * request than node:http, which matters in a fan-out). Connections open only to addresses the endpoint
+ * policy allows (checked on the resolved address), redirects are not followed (a 3xx is a failed
+ * attempt), and an attempt that has no complete answer within the timeout fails.
  */
 export class WebhookClient {
-  private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 256, scheduling: 'fifo' });
-  private readonly httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 256, scheduling: 'fifo' });
-  private readonly lookup: ReturnType<typeof guardedLookup>;
+  private readonly agent: Agent;
 
   constructor(private readonly policy: EndpointPolicy) {
-    this.lookup = guardedLookup(policy);
+    this.agent = new Agent({ connections: 256, keepAliveTimeout: 30_000, connect: { lookup: guardedLookup(policy) as never } });
   }
 
   async send(message: OutboundMessage, headers: Record<string, string>, timeoutMs: number): Promise<number> {
@@ -32,44 +33,43 @@ export class WebhookClient {
     const host = hostOf(url);
     if (net.isIP(host) && !this.policy.allowPrivate && isPrivateAddress(host))
       throw new DeliveryFailure(`${host} is a private or loopback address; refused`, null, true);
-    const secure = url.protocol === 'https:';
-    const body = Buffer.from(message.body, 'utf8');
-    return new Promise<number>((resolve, reject) => {
-      const req = (secure ? https : http).request(url, {
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), timeoutMs);
+    try {
+      const res = await this.agent.request({
+        origin: url.origin,
+        path: `${url.pathname}${url.search}`,
         method: message.method,
-        agent: secure ? this.httpsAgent : this.httpAgent,
-        lookup: this.lookup as never,
         headers: {
           'user-agent': USER_AGENT,
-          accept: 'application/fhir+json, application/json;q=0.9, */*;q=0.1',
+          accept: ACCEPT,
           ...(message.contentType ? { 'content-type': message.contentType } : {}),
-          'content-length': String(body.length),
           ...headers,
         },
+        body: message.body,
+        signal: deadline.signal,
       });
-      const timer = setTimeout(() => req.destroy(new DeliveryFailure(`no complete answer within ${timeoutMs} ms`)), timeoutMs);
-      req.on('response', (res) => {
-        res.resume();
-        res.on('error', () => {});
-        res.on('end', () => {
-          clearTimeout(timer);
-          const status = res.statusCode ?? 0;
-          if (status >= 200 && status < 300) return resolve(status);
-          const redirect = status >= 300 && status < 400 ? ' (redirects are not followed)' : '';
-          reject(new DeliveryFailure(`HTTP ${status}${redirect}`, status));
-        });
-      });
-      req.on('error', (err) => {
-        clearTimeout(timer);
-        if (err instanceof DeliveryFailure) return reject(err);
-        reject(new DeliveryFailure(err.message, null, err instanceof EndpointRefused));
-      });
-      req.end(body);
-    });
+      await res.body.dump({ limit: ANSWER_READ_LIMIT, signal: deadline.signal });
+      const status = res.statusCode;
+      if (status >= 200 && status < 300) return status;
+      const redirect = status >= 300 && status < 400 ? ' (redirects are not followed)' : '';
+      throw new DeliveryFailure(`HTTP ${status}${redirect}`, status);
+    } catch (err) {
+      throw failureOf(err, deadline.signal.aborted, timeoutMs);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   close(): void {
-    this.httpAgent.destroy();
-    this.httpsAgent.destroy();
+    void this.agent.destroy().catch(() => {});
   }
+}
+
+function failureOf(err: unknown, timedOut: boolean, timeoutMs: number): DeliveryFailure {
+  if (err instanceof DeliveryFailure) return err;
+  if (timedOut || err instanceof errors.RequestAbortedError) return new DeliveryFailure(`no complete answer within ${timeoutMs} ms`);
+  const cause = (err as { cause?: unknown }).cause;
+  const refused = err instanceof EndpointRefused || cause instanceof EndpointRefused;
+  return new DeliveryFailure(String((err as Error)?.message ?? err), null, refused);
 }
