@@ -45,7 +45,7 @@ export function exchangeSettings(env: NodeJS.ProcessEnv): ExchangeSettings {
     relay: onOffSetting(env, 'RENKEI_RELAY', true),
     relayIntervalMs: integerSetting(env, 'RENKEI_RELAY_INTERVAL_MS', 50, 1),
     changeConcurrency: integerSetting(env, 'RENKEI_CHANGE_CONCURRENCY', 8, 1),
-    deliveryConcurrency: integerSetting(env, 'RENKEI_DELIVERY_CONCURRENCY', 64, 1),
+    deliveryConcurrency: integerSetting(env, 'RENKEI_DELIVERY_CONCURRENCY', 128, 1),
     deliveryRateLimit: integerSetting(env, 'RENKEI_DELIVERY_RATE_LIMIT', 0),
     deliveryAttempts: integerSetting(env, 'RENKEI_DELIVERY_ATTEMPTS', 30, 1),
     subscriptionErrorAfter: integerSetting(env, 'RENKEI_SUBSCRIPTION_ERROR_AFTER', 10, 1),

