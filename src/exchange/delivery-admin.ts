@@ -80,7 +80,8 @@ export async function listDeliveries(db: Queryable, filter: DeliveryFilter): Pro
   };
   if (filter.subscriptionId) add('subscription_id = ?', filter.subscriptionId);
   if (filter.status) {
-    // Written as a literal, so the planner can use delivery_by_status (which leaves delivered ones out); hence checked here too.
+    // Written as a literal, so the planner can use a partial index (delivery_by_status for settled ones, delivery_stream
+    // for pending ones); hence checked here too.
     if (!DELIVERY_STATUSES.includes(filter.status)) throw new Error(`unknown delivery status ${filter.status}`);
     where.push(`status = '${filter.status}'`);
   }
