@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { Agent, errors } from 'undici';
 import { EndpointRefused, guardedLookup, hostOf, isPrivateAddress, type EndpointPolicy } from './endpoint-policy.js';
@@ -33,8 +34,13 @@ export class WebhookClient {
     const host = hostOf(url);
     if (net.isIP(host) && !this.policy.allowPrivate && isPrivateAddress(host))
       throw new DeliveryFailure(`${host} is a private or loopback address; refused`, null, true);
-    const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(), timeoutMs);
+    // undici takes an emitter of 'abort' as a request's signal: far cheaper to make than an AbortController.
+    const deadline = new EventEmitter();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      deadline.emit('abort');
+    }, timeoutMs);
     try {
       const res = await this.agent.request({
         origin: url.origin,
@@ -47,15 +53,15 @@ export class WebhookClient {
           ...headers,
         },
         body: message.body,
-        signal: deadline.signal,
+        signal: deadline,
       });
-      await res.body.dump({ limit: ANSWER_READ_LIMIT, signal: deadline.signal });
+      await res.body.dump({ limit: ANSWER_READ_LIMIT });
       const status = res.statusCode;
       if (status >= 200 && status < 300) return status;
       const redirect = status >= 300 && status < 400 ? ' (redirects are not followed)' : '';
       throw new DeliveryFailure(`HTTP ${status}${redirect}`, status);
     } catch (err) {
-      throw failureOf(err, deadline.signal.aborted, timeoutMs);
+      throw failureOf(err, timedOut, timeoutMs);
     } finally {
       clearTimeout(timer);
     }
