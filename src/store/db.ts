@@ -69,12 +69,12 @@ async function openEmbedded(options: DatabaseOptions): Promise<Database> {
 }
 
 /**
- * A query function that prepares parameterised statements (see preparedStatement) on a PostgreSQL
- * server; statements without parameters, and query configs, go as given.
+ * A query function that prepares parameterised statements (see preparedStatement); statements without
+ * parameters, and query configs, go as given.
  */
-function preparing(target: pg.Pool | pg.PoolClient, prepare: boolean): Queryable['query'] {
+function preparing(target: pg.Pool | pg.PoolClient): Queryable['query'] {
   return ((textOrConfig: string | pg.QueryConfig, values?: unknown[]) =>
-    !prepare || typeof textOrConfig !== 'string' || !values?.length
+    typeof textOrConfig !== 'string' || !values?.length
       ? target.query(textOrConfig as string, values)
       : target.query(preparedStatement(textOrConfig, values))) as Queryable['query'];
 }
@@ -88,7 +88,7 @@ function wrapPool(url: string, embedded: boolean, poolSize: number, onClose: () 
   let closed = false;
   async function sentAtOnce<T>(client: pg.PoolClient, fn: (client: Queryable) => Promise<T>, begun: Promise<unknown>): Promise<T> {
     let open = true;
-    const query = preparing(client, !embedded);
+    const query = preparing(client);
     const work = fn({
       query: ((...args: Parameters<typeof query>) => {
         if (!open) return Promise.reject(new Error('a transaction sent at once takes no statement after its first await'));
@@ -108,7 +108,7 @@ function wrapPool(url: string, embedded: boolean, poolSize: number, onClose: () 
     url,
     embedded,
     pool,
-    query: preparing(pool, !embedded),
+    query: preparing(pool),
     async transaction(fn, options) {
       const client = await pool.connect();
       try {
@@ -117,7 +117,7 @@ function wrapPool(url: string, embedded: boolean, poolSize: number, onClose: () 
         const begun = client.query(options?.redoable ? 'BEGIN; SET LOCAL synchronous_commit = off' : 'BEGIN');
         begun.catch(() => {});
         if (options?.atOnce) return await sentAtOnce(client, fn, begun);
-        const result = await fn({ query: preparing(client, !embedded) });
+        const result = await fn({ query: preparing(client) });
         await begun;
         await client.query('COMMIT');
         return result;

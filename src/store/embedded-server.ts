@@ -1,6 +1,7 @@
 import net from 'node:net';
 import type { PGlite } from '@electric-sql/pglite';
 import { log } from '../logger.js';
+import { failedAfter, PARSE_COMPLETE_MESSAGE, SessionStatements } from './session-statements.js';
 
 const SSL_REQUEST = 80877103;
 const GSSENC_REQUEST = 80877104;
@@ -21,10 +22,11 @@ export class EmbeddedServer {
   private readonly server: net.Server;
   private readonly connections = new Set<SessionConnection>();
   private readonly lock = new SessionLock();
+  private readonly statements = new SessionStatements();
 
   constructor(private readonly db: PGlite) {
     this.server = net.createServer((socket) => {
-      const connection = new SessionConnection(socket, db, this.lock, () => this.connections.delete(connection));
+      const connection = new SessionConnection(socket, db, this.lock, this.statements, () => this.connections.delete(connection));
       this.connections.add(connection);
     });
   }
@@ -81,11 +83,14 @@ class SessionConnection {
   private isClosed = false;
   /** True while this connection owns the session and the backend is not idle. */
   private holding = false;
+  /** True from an error in an extended-protocol exchange until its Sync is answered. */
+  private failed = false;
 
   constructor(
     readonly socket: net.Socket,
     private readonly db: PGlite,
     private readonly lock: SessionLock,
+    private readonly statements: SessionStatements,
     private readonly onClosed: () => void,
   ) {
     socket.setNoDelay(true);
@@ -152,7 +157,16 @@ class SessionConnection {
         this.socket.end();
         break;
       }
-      await this.db.runExclusive(() => this.db.execProtocolRawStream(message, { onRawData: (data) => output.push(data.slice()) }));
+      if (!this.failed && this.statements.holds(message)) {
+        output.push(PARSE_COMPLETE_MESSAGE);
+        continue;
+      }
+      const answer: Uint8Array[] = [];
+      await this.db.runExclusive(() => this.db.execProtocolRawStream(message, { onRawData: (data) => answer.push(data.slice()) }));
+      const answered = answer.length === 1 ? answer[0] : Buffer.concat(answer);
+      this.failed = failedAfter(this.failed, answered);
+      this.statements.ran(message, answered);
+      output.push(answered);
     }
     return Buffer.concat(output);
   }
