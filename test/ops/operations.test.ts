@@ -51,21 +51,24 @@ describe(`operations (${stackName})`, () => {
 
   it('drains requests in flight on shutdown and then refuses new ones', async () => {
     const own = await startTestStack();
-    const client = await organizationClient(own, 'ops-drain');
-    const bundle = {
-      resourceType: 'Bundle', type: 'transaction',
-      entry: Array.from({ length: 200 }, (_, i) => ({ resource: patient(`DRAIN-${i}`), request: { method: 'POST', url: 'Patient' } })),
-    };
-    // Close once the gateway holds the request: before that its connection is idle, and closing resets it.
-    const held = new Promise((r) => own.gateway.server.once('request', r));
-    const inFlight = client.post('', bundle);
-    await held;
-    const closing = own.gateway.close();
-    const answered = await inFlight;
-    expect(answered.status).toBe(200);
-    expect(answered.body.entry).toHaveLength(200);
-    await closing;
-    await expect(fetch(`${own.url}/healthz`)).rejects.toThrow();
-    await own.stop();
+    try {
+      const client = await organizationClient(own, 'ops-drain');
+      const bundle = {
+        resourceType: 'Bundle', type: 'transaction',
+        entry: Array.from({ length: 200 }, (_, i) => ({ resource: patient(`DRAIN-${i}`), request: { method: 'POST', url: 'Patient' } })),
+      };
+      // Close once the gateway holds the request: before that its connection is idle, and closing resets it.
+      const held = new Promise((r) => own.gateway.server.once('request', r));
+      const inFlight = client.post('', bundle);
+      await held;
+      const closing = own.gateway.close();
+      const answered = await inFlight;
+      expect(answered.status).toBe(200);
+      expect(answered.body.entry).toHaveLength(200);
+      await closing;
+      await expect(fetch(`${own.url}/healthz`)).rejects.toThrow();
+    } finally {
+      await own.stop(); // its store and queue keys go whatever the outcome
+    }
   });
 });
