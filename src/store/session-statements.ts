@@ -25,6 +25,7 @@ function parseOf(message: Uint8Array): { name: string; text: string } {
  * connection asks to prepare a statement the session already holds, the answer is given here
  * (ParseComplete) instead of a second Parse, which the backend would refuse as a duplicate. Each
  * connection then prepares a statement as if it had a session of its own, and the session plans it once.
+ * A statement dropped by SQL (DEALLOCATE, DISCARD) would go unseen: the store sends neither.
  */
 export class SessionStatements {
   private readonly prepared = new Map<string, string>();
