@@ -184,20 +184,21 @@ function addAuditRows(s: Statement, rows: AuditRow[]): void {
   // The contents (about 2 KB each for a notification) travel apart, as one run of UTF-8 bytes cut by
   // offset: inside the JSON array the server's parser walked every token of them with its record
   // callbacks, a tenth of its time in a fan-out of notifications.
+  const contents = rows.map((r) => Buffer.from(r.json));
   let offset = 1;
-  const json = `[${rows.map((r) => {
-    const length = Buffer.byteLength(r.json);
+  const json = `[${rows.map((r, i) => {
+    const length = contents[i].length;
     const fields = `{"id":${str(r.id)},"rec":"${r.recorded.toISOString()}","act":${str(r.action)},"out":${str(r.outcome)},` +
       `"ao":${str(r.agentOrg)},"ac":${str(r.agentClient)},"own":${str(r.owner)},"pat":${str(r.patientId)},` +
       `"pur":${str(r.purpose)},"ent":${JSON.stringify(r.entity)},"dig":"${digestOf(r)}","o":${offset},"l":${length}}`;
     offset += length;
     return fields;
   }).join(',')}]`;
-  const contents = s.bytes(Buffer.from(rows.map((r) => r.json).join('')));
+  const bytes = s.bytes(Buffer.concat(contents));
   s.cte(
     'audit_rows',
     `INSERT INTO audit_event (id, recorded, action, outcome, agent_org, agent_client, owner, patient_id, purpose, content, entity, digest)
-     SELECT id, rec, act, out, ao, ac, own, pat, pur, convert_from(substring(${contents} FROM o FOR l), 'UTF8')::json,
+     SELECT id, rec, act, out, ao, ac, own, pat, pur, convert_from(substring(${bytes} FROM o FOR l), 'UTF8')::json,
        ARRAY(SELECT json_array_elements_text(ent)), dig
      FROM json_to_recordset(${s.rows(json)})
        AS x(id text, rec timestamptz, act text, out text, ao text, ac text, own text, pat text, pur text, ent json, dig text, o int, l int)`,
