@@ -105,7 +105,8 @@ const lockStreams = (tx: Queryable, keys: (string | null)[]) =>
  * durable commit flushes it first. Two runs of one change are serialised by the stream lock, and the
  * statement's snapshot is taken once the locks are held, so `fresh` already leaves out what an earlier run
  * inserted: a plain insert (delivery_event_once would refuse a second row, failing the job, not adding
- * one). Subscriptions are locked (lockSubscriptions) and counted by their keys, whatever the planner knows
+ * one). The version's existing rows are read once, by that index alone: asked for pending rows, the planner
+ * read the whole pending-only index instead, which it believes small (migration 008), on every match. Subscriptions are locked (lockSubscriptions) and counted by their keys, whatever the planner knows
  * of their table.
  */
 export async function recordMatches(db: Database, change: Change, subscribers: { id: string; owner: string | null; purpose: string }[]): Promise<DeliveryJobRef[]> {
@@ -118,8 +119,9 @@ export async function recordMatches(db: Database, change: Change, subscribers: {
     const locked = lockStreams(tx, [orderKey]);
     const counters = lockSubscriptions(tx, subscribers.map((s) => s.id));
     const matched = tx.query<DeliveryJobRef>(`WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(sub text, subscriber text, purpose text)),
-       fresh AS (SELECT x.sub, x.subscriber FROM x WHERE NOT EXISTS (SELECT 1 FROM delivery d WHERE d.kind = 'event'
-         AND d.subscription_id = x.sub AND d.resource_type = $3 AND d.resource_id = $4 AND d.version_id = $5)),
+       existing AS (SELECT d.id, d.subscription_id, d.generation, d.subscriber, d.status, d.queued FROM delivery d
+         WHERE d.kind = 'event' AND d.resource_type = $3 AND d.resource_id = $4 AND d.version_id = $5),
+       fresh AS (SELECT x.sub, x.subscriber FROM x WHERE x.sub NOT IN (SELECT subscription_id FROM existing)),
        numbered AS (UPDATE subscription_state s SET events = s.events + 1 WHERE s.id = ANY(ARRAY(SELECT sub FROM fresh)) RETURNING s.id, s.events),
        ins AS (INSERT INTO delivery (subscription_id, subscriber, kind, change_seq, resource_type, resource_id, version_id, action,
            data_owner, patient_id, order_key, changed_at, event_number, queued)
@@ -131,9 +133,8 @@ export async function recordMatches(db: Database, change: Change, subscribers: {
        matched AS (UPDATE outbox SET matched_at = now() WHERE seq = $2 AND matched_at IS NULL)
        SELECT i.id, i.generation, i.subscriber, x.purpose, $2::bigint AS "changeSeq" FROM ins i JOIN x ON x.sub = i.subscription_id WHERE i.queued
        UNION ALL
-       SELECT d.id, d.generation, d.subscriber, x.purpose, $2 FROM x JOIN delivery d ON d.kind = 'event' AND d.subscription_id = x.sub
-         AND d.resource_type = $3 AND d.resource_id = $4 AND d.version_id = $5
-       WHERE d.status = 'pending' AND d.queued`,
+       SELECT e.id, e.generation, e.subscriber, x.purpose, $2 FROM existing e JOIN x ON x.sub = e.subscription_id
+       WHERE e.status = 'pending' AND e.queued`,
       [JSON.stringify(subscribers.map((s) => ({ sub: s.id, subscriber: s.owner, purpose: s.purpose }))), change.seq, change.resourceType, change.id,
         change.versionId, change.action, change.owner, change.patientId, orderKey, change.committedAt]);
     const [, , { rows }] = await Promise.all([locked, counters, matched]);

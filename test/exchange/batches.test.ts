@@ -1,6 +1,6 @@
 import { UnrecoverableError } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { batchJobId, deliveryJobId, wokenBatchJobId, type DeliveryJobRef } from '../../src/exchange/deliveries.js';
+import { batchJobId, deliveryJobId, recordMatches, wokenBatchJobId, type Change, type DeliveryJobRef } from '../../src/exchange/deliveries.js';
 import { DELIVERIES_QUEUE } from '../../src/exchange/queues.js';
 import { Reconciler } from '../../src/exchange/reconciler.js';
 import { DELIVERY_BATCH_JOB, type DeliveryBatchData } from '../../src/subscriptions/deliver.js';
@@ -121,6 +121,39 @@ describe(`batches of a change's notifications (${stackName})`, () => {
     for (const name of ['e', 'f', 'g']) {
       const paths = receiver.applied.map((r) => r.path).filter((path) => path.startsWith(`/${name}/`));
       expect(paths.indexOf(paths.find((path) => path.includes(first.id))!)).toBeLessThan(paths.indexOf(paths.find((path) => path.includes(second.id))!));
+    }
+  });
+
+  it("matching a change again adds nothing and returns what is still pending and queued of the first run", async () => {
+    const { db } = stack.gateway.services;
+    const patientId = (await clinic.post('Patient', patient('BATCH-AGAIN'))).body.id;
+    const criteria = `Observation?patient=Patient/${patientId}`;
+    const subs = await Promise.all(['again-a', 'again-b'].map((name) => subscribe(clinic, criteriaSubscription(`${receiver.url}/${name}`, criteria))));
+    receiver.answerWith((req) => (req.path.startsWith('/again-b/') ? 503 : 200));
+    try {
+      const observation = (await clinic.post('Observation', bodyTemperature(patientId, 36.9, '2026-11-27T10:00:00+09:00'))).body;
+      const [delivered, failing] = await eventually(async () => {
+        const rows = await deliveriesOf(stack, observation.id);
+        const a = rows.find((r) => r.subscription_id === subs[0].id);
+        const b = rows.find((r) => r.subscription_id === subs[1].id);
+        return a?.status === 'delivered' && b && b.attempts >= 1 && [a, b];
+      }, 'one delivered, one failing');
+
+      const change = (await db.query<Change>(
+        `SELECT seq::int, resource_type AS "resourceType", id, version_id AS "versionId", action, owner, patient_id AS "patientId",
+           (extract(epoch FROM created_at) * 1000)::float8 AS "committedAt" FROM outbox WHERE id = $1`, [observation.id])).rows[0];
+      const subscribers = (await db.query<{ id: string; owner: string; purpose: string }>(
+        'SELECT id, owner, purpose FROM subscription_state WHERE id = ANY($1::text[]) ORDER BY id', [subs.map((s) => s.id)])).rows;
+      const counters = async () => (await db.query('SELECT id, events FROM subscription_state WHERE id = ANY($1::text[]) ORDER BY id', [subs.map((s) => s.id)])).rows;
+      const before = await counters();
+
+      const again = await recordMatches(db, change, subscribers);
+      expect(again.map((r) => r.id)).toEqual([failing.id]);
+      expect(again[0]).toMatchObject({ subscriber: 'batch-clinic', changeSeq: change.seq });
+      expect((await deliveriesOf(stack, observation.id)).map((r) => r.id).sort()).toEqual([delivered.id, failing.id].sort());
+      expect(await counters(), 'no event numbered twice').toEqual(before);
+    } finally {
+      receiver.answerWith(() => 200);
     }
   });
 });
