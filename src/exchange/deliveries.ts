@@ -98,16 +98,17 @@ const lockStreams = (tx: Queryable, keys: (string | null)[]) =>
  * Records the subscriptions a change notifies: one event row each (a second run adds nothing), numbered
  * per subscription, queued only when no earlier notification of the same stream is pending; marks the
  * change matched. Returns every queued, pending delivery of the change (including a previous run's).
- * One statement after the stream's and the subscriptions' locks, all sent with BEGIN and COMMIT at once, so
- * the subscriptions' counters are locked only while the server runs them, and a commit that does not wait for the disk: every match of
- * a change notifying a subscription waits for that counter. A match a server crash loses is redone (the
- * change is unmatched again; the reconciler queues it) with the same idempotency keys, and a settlement's
- * durable commit flushes it first. Two runs of one change are serialised by the stream lock, and the
- * statement's snapshot is taken once the locks are held, so `fresh` already leaves out what an earlier run
- * inserted: a plain insert (delivery_event_once would refuse a second row, failing the job, not adding
- * one). The version's existing rows are read once, by that index alone: asked for pending rows, the planner
- * read the whole pending-only index instead, which it believes small (migration 008), on every match. Subscriptions are locked (lockSubscriptions) and counted by their keys, whatever the planner knows
- * of their table.
+ * One statement after the stream's and the subscriptions' locks, all sent with BEGIN and COMMIT at once,
+ * so the subscriptions' counters are locked only while the server runs them, and a commit that does not
+ * wait for the disk: every match of a change notifying a subscription waits for that counter. A match a
+ * server crash loses is redone (the change is unmatched again; the reconciler queues it) with the same
+ * idempotency keys, and a settlement's durable commit flushes it first. Two runs of one change are
+ * serialised by the stream lock, and the statement's snapshot is taken once the locks are held, so
+ * `fresh` already leaves out what an earlier run inserted: a plain insert (delivery_event_once would
+ * refuse a second row, failing the job, not adding one). The version's existing rows are read once, by
+ * that index alone: asked for pending rows, the planner read the whole pending-only index instead, which
+ * it believes small (migration 008), on every match. Subscriptions are locked (lockSubscriptions) and
+ * counted by their keys, whatever the planner knows of their table.
  */
 export async function recordMatches(db: Database, change: Change, subscribers: { id: string; owner: string | null; purpose: string }[]): Promise<DeliveryJobRef[]> {
   if (!subscribers.length) {
