@@ -55,7 +55,7 @@ export class Exchange {
       attempts: settings.deliveryAttempts,
       backoff: { type: 'jittered' },
     };
-    if (settings.relay) this.relay = new OutboxRelay(deps.db, this.changes, settings.relayIntervalMs);
+    if (settings.relay) this.relay = new OutboxRelay(deps.db, this.changes, settings.relayIntervalMs, backend.bulkFrom);
     reportQueueDepths(
       async () => ({ [CHANGES_QUEUE]: await this.changes.getJobCounts(), [DELIVERIES_QUEUE]: await this.deliveries.getJobCounts() }),
       async () => (await deps.db.query<{ n: number }>('SELECT count(*) AS n FROM outbox WHERE relayed_at IS NULL')).rows[0].n,
@@ -85,7 +85,7 @@ export class Exchange {
       const data: DeliveryBatchData = { deliveries: members.map(memberDataOf) };
       jobs.push({ name: DELIVERY_BATCH_JOB, data, opts: { ...this.deliveryJobOptions, jobId } });
     }
-    await addJobs(this.deliveries, jobs);
+    await addJobs(this.deliveries, jobs, this.backend.bulkFrom);
   }
 
   /** A delivery's own job, after `delayMs` (a delivery that left its batch to be retried). */

@@ -47,7 +47,7 @@ export class OutboxRelay {
   private announced = false;
   private readonly listener: OutboxListener | undefined;
 
-  constructor(private readonly db: Database, private readonly queue: AnyQueue, private readonly intervalMs: number) {
+  constructor(private readonly db: Database, private readonly queue: AnyQueue, private readonly intervalMs: number, private readonly bulkFrom?: number) {
     if (!db.embedded) this.listener = new OutboxListener(db.url, () => this.announce());
   }
 
@@ -91,7 +91,7 @@ export class OutboxRelay {
     const wanted = rows.filter((r) => r.wanted).sort((a, b) => Number(a.seq) - Number(b.seq));
     if (!wanted.length) return rows.length;
     try {
-      await addJobs(this.queue, wanted.map((r) => ({ name: 'change', data: toChange(r), opts: { ...CHANGE_JOB_OPTIONS, jobId: changeJobId(r.seq) } })));
+      await addJobs(this.queue, wanted.map((r) => ({ name: 'change', data: toChange(r), opts: { ...CHANGE_JOB_OPTIONS, jobId: changeJobId(r.seq) } })), this.bulkFrom);
     } catch (err) {
       await this.db.query('UPDATE outbox SET relayed_at = NULL WHERE seq = ANY($1::bigint[]) AND matched_at IS NULL', [wanted.map((r) => r.seq)])
         .catch(() => {});
