@@ -118,7 +118,9 @@ export async function recordMatches(db: Database, change: Change, subscribers: {
   const orderKey = orderKeyOf(change);
   return db.transaction(async (tx) => {
     const locked = lockStreams(tx, [orderKey]);
-    const counters = lockSubscriptions(tx, subscribers.map((s) => s.id));
+    // The embedded store runs one transaction at a time: there the lock waits for nothing, and planning it
+    // took 0.3 ms of the one session per change.
+    const counters = db.embedded ? undefined : lockSubscriptions(tx, subscribers.map((s) => s.id));
     const matched = tx.query<DeliveryJobRef>(`WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(sub text, subscriber text, purpose text)),
        existing AS (SELECT d.id, d.subscription_id, d.generation, d.subscriber, d.status, d.queued FROM delivery d
          WHERE d.kind = 'event' AND d.resource_type = $3 AND d.resource_id = $4 AND d.version_id = $5),
