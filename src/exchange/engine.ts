@@ -91,7 +91,7 @@ export class Exchange {
   /** A delivery's own job, after `delayMs` (a delivery that left its batch to be retried). */
   async enqueueLater(ref: DeliveryJobRef, delayMs: number, attempted = 0): Promise<void> {
     const job = this.singleJob(ref, attempted);
-    await addJobs(this.deliveries, [{ ...job, opts: { ...job.opts, delay: delayMs } }]);
+    await addJobs(this.deliveries, [{ ...job, opts: { ...job.opts, delay: delayMs } }], this.backend.bulkFrom);
   }
 
   private singleJob(ref: DeliveryJobRef, attempted = 0): NewJob {

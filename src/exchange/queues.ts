@@ -74,7 +74,7 @@ export interface NewJob {
 /**
  * Adds jobs in order: one bulk add from `bulkFrom` jobs on (see QueueBackend.bulkFrom), fewer one by one.
  */
-export async function addJobs(queue: AnyQueue, jobs: NewJob[], bulkFrom = 2): Promise<void> {
+export async function addJobs(queue: AnyQueue, jobs: NewJob[], bulkFrom: number): Promise<void> {
   if (jobs.length >= bulkFrom) await queue.addBulk(jobs);
   else for (const job of jobs) await queue.add(job.name, job.data, job.opts);
 }

@@ -47,7 +47,7 @@ export class OutboxRelay {
   private announced = false;
   private readonly listener: OutboxListener | undefined;
 
-  constructor(private readonly db: Database, private readonly queue: AnyQueue, private readonly intervalMs: number, private readonly bulkFrom?: number) {
+  constructor(private readonly db: Database, private readonly queue: AnyQueue, private readonly intervalMs: number, private readonly bulkFrom: number) {
     if (!db.embedded) this.listener = new OutboxListener(db.url, () => this.announce());
   }
 

@@ -26,7 +26,7 @@ describe(`outbox relay (${stackName})`, () => {
     await db.query(`INSERT INTO subscription_state (id, owner, version_id, kind, status, resource_types) VALUES ($1, 'relay-clinic', 1, 'criteria', 'active', '{Observation}')`, [sub.body.id]);
     const patientId = (await clinic.post('Patient', patient('RELAY-1'))).body.id;
     const observation = (await clinic.post('Observation', bodyTemperature(patientId, 36.9, '2026-11-20T08:00:00+09:00'))).body;
-    const relay = new OutboxRelay(db, changes, 50);
+    const relay = new OutboxRelay(db, changes, 50, stack.gateway.services.exchange.backend.bulkFrom);
     const before = await changes.getJobCounts();
     expect(await relay.relayOnce()).toBeGreaterThanOrEqual(3);
     const { rows } = await db.query<{ seq: number; resource_type: string; matched: boolean }>(
@@ -46,12 +46,16 @@ describe(`outbox relay (${stackName})`, () => {
     expect(await relay.relayOnce()).toBe(queued.length);
     expect((await changes.getJobCounts()).waiting).toBe(added.waiting);
     expect(await relay.relayOnce()).toBe(0);
+    // The same through a bulk add, whatever the backend's own threshold.
+    await db.query('UPDATE outbox SET relayed_at = NULL WHERE seq = ANY($1::bigint[])', [queued.map((r) => r.seq)]);
+    expect(await new OutboxRelay(db, changes, 50, 1).relayOnce()).toBe(queued.length);
+    expect((await changes.getJobCounts()).waiting).toBe(added.waiting);
   });
 
   it('takes a type as watched while a subscription that is not off watches it (requested too), not one that is off', async () => {
     const { db } = stack.gateway.services;
     const { changes } = stack.gateway.services.exchange;
-    const relay = new OutboxRelay(db, changes, 50);
+    const relay = new OutboxRelay(db, changes, 50, stack.gateway.services.exchange.backend.bulkFrom);
     await relay.relayOnce();
     const state = `INSERT INTO subscription_state (id, owner, version_id, kind, status, resource_types) VALUES ($1, 'relay-clinic', 1, 'criteria', $2, $3)`;
     await db.query(state, ['relay-watch-off', 'off', '{MedicationRequest,Condition}']);
