@@ -3,8 +3,10 @@ import { addJobs, type AnyQueue } from './queues.js';
 import { log } from '../logger.js';
 import type { Database } from '../store/db.js';
 import type { Change } from './deliveries.js';
-import { OutboxListener } from './outbox-listener.js';
+import { ChannelListener } from '../store/channel-listener.js';
 
+/** The channel a commit that adds outbox rows notifies (trigger outbox_wake, migration 007). */
+const OUTBOX_CHANNEL = 'renkei_outbox';
 const BATCH = 500;
 const MAX_PAUSE_MS = 5000;
 /** While a listener is told of each commit, polling is only a safety net. */
@@ -45,10 +47,10 @@ export class OutboxRelay {
   private wake: (() => void) | undefined;
   /** A commit was announced since the last batch was read. */
   private announced = false;
-  private readonly listener: OutboxListener | undefined;
+  private readonly listener: ChannelListener | undefined;
 
   constructor(private readonly db: Database, private readonly queue: AnyQueue, private readonly intervalMs: number, private readonly bulkFrom: number) {
-    if (!db.embedded) this.listener = new OutboxListener(db.url, () => this.announce());
+    if (!db.embedded) this.listener = new ChannelListener(db.url, OUTBOX_CHANNEL, () => this.announce());
   }
 
   start(): void {

@@ -1,21 +1,20 @@
 import pg from 'pg';
 import { log } from '../logger.js';
 
-/** The channel a commit that adds outbox rows notifies (trigger outbox_wake, migration 007). */
-export const OUTBOX_CHANNEL = 'renkei_outbox';
 const RECONNECT_MS = 1000;
 
 /**
- * Listens on PostgreSQL for committed outbox rows and calls `wake` for each notification, so the relay
- * moves a change as soon as it commits instead of at its next poll. Reconnects after a lost connection
- * (the relay's polling covers the gap). Not for the embedded store: its connections share one session.
+ * Listens on one PostgreSQL channel (LISTEN) on a connection of its own and calls `notified` with each
+ * notification's payload; `notified` is also called without one once listening starts (after a reconnect
+ * too), since what was notified while not listening is lost. Reconnects after a lost connection. Not for
+ * the embedded store: its connections share one session.
  */
-export class OutboxListener {
+export class ChannelListener {
   private client: pg.Client | undefined;
   private stopped = false;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly url: string, private readonly wake: () => void) {}
+  constructor(private readonly url: string, private readonly channel: string, private readonly notified: (payload?: string) => void) {}
 
   /** True while a connection is listening. */
   get listening(): boolean {
@@ -37,15 +36,15 @@ export class OutboxListener {
   private async connect(): Promise<void> {
     if (this.stopped) return;
     const client = new pg.Client({ connectionString: this.url });
-    client.on('notification', () => this.wake());
+    client.on('notification', (message) => this.notified(message.payload));
     client.on('error', (err) => this.lost(client, err));
     client.on('end', () => this.lost(client));
     try {
       await client.connect();
-      await client.query(`LISTEN ${OUTBOX_CHANNEL}`);
+      await client.query(`LISTEN ${pg.escapeIdentifier(this.channel)}`);
       if (this.stopped) return void (await client.end());
       this.client = client;
-      this.wake(); // rows committed while not listening
+      this.notified(); // what was notified while not listening
     } catch (err) {
       this.lost(client, err as Error);
     }
@@ -55,7 +54,7 @@ export class OutboxListener {
     if (this.client === client) this.client = undefined;
     client.end().catch(() => {});
     if (this.stopped || this.timer) return;
-    if (err) log.warn({ err: err.message }, 'outbox listener disconnected; polling until it reconnects');
+    if (err) log.warn({ channel: this.channel, err: err.message }, 'channel listener disconnected; reconnecting');
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.connect();
