@@ -15,6 +15,7 @@ import { openDatabase } from './store/db.js';
 import { migrate } from './store/migrate.js';
 import { keepStatistics } from './store/statistics.js';
 import { Repository } from './store/repository.js';
+import { SocketHub } from './subscriptions/websocket/hub.js';
 
 export interface Gateway {
   services: Services;
@@ -56,6 +57,8 @@ export async function startGateway(config: Config): Promise<Gateway> {
   const app = createApp(services);
   const server = http.createServer(app);
   server.keepAliveTimeout = 65_000;
+  const sockets = new SocketHub(services.db, () => (config.baseUrl ? `${config.baseUrl}/fhir` : undefined));
+  sockets.attach(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());
@@ -66,6 +69,7 @@ export async function startGateway(config: Config): Promise<Gateway> {
   const mllp = await startMllpListener(services, config.mllpPort).catch(async (err: Error) => {
     // The MLLP port is taken: give back what is already open, so the failure leaves nothing running.
     await new Promise((resolve) => server.close(resolve));
+    await sockets.close();
     await services.exchange.close();
     await services.db.close();
     throw err;
@@ -84,7 +88,7 @@ export async function startGateway(config: Config): Promise<Gateway> {
     mllp,
     close: () =>
       (closing ??= (async () => {
-        await Promise.all([drain(server), mllp.close()]);
+        await Promise.all([drain(server), mllp.close(), sockets.close()]);
         clearInterval(sealer);
         await pruner.stop();
         statistics.stop();

@@ -5,8 +5,8 @@ export interface NotificationAuditFacts {
   subscriptionId: string;
   subscriber: string | null;
   kind: 'event' | 'handshake' | 'heartbeat';
-  /** Host of the endpoint the notification went to. */
-  endpointHost: string;
+  /** Host of the endpoint the notification went to (none for a websocket: it went to the bound clients). */
+  endpointHost?: string;
   /** The Subscription's purpose of use, for which the notification was checked against Consent. */
   purpose: string;
   /** For an event: the resource version disclosed, its owner and patient. */
@@ -55,12 +55,13 @@ export function notificationAudit(facts: NotificationAuditFacts): AuditRow {
     ...(resourceRef ? [entityJson(resourceRef, RESOURCE_ROLE)] : []),
     entityJson(subscriptionRef, SECURITY_ROLE, facts.eventNumber ? `event ${facts.eventNumber}` : kind),
   ];
+  const network = facts.endpointHost ? `,"network":{"address":${q(facts.endpointHost)},"type":"1"}` : '';
   const who = facts.subscriber ? `{"reference":${q(`Organization/${facts.subscriber}`)}}` : '{"display":"no organization"}';
   const json = `{"resourceType":"AuditEvent","id":${q(id)},"type":${EXPORT_TYPE},`
     + `"subtype":[${NOTIFICATION_SUBTYPE},{"system":${q(NOTIFICATION_TYPE)},"code":${q(kind)}}],`
     + `"action":"E","recorded":"${recorded.toISOString()}","outcome":"0",`
     + `"purposeOfEvent":[{"coding":[{"system":${q(PURPOSE_SYSTEM)},"code":${q(facts.purpose)}}]}],`
-    + `"agent":[${GATEWAY_AGENT},{"type":${RECIPIENT_TYPE},"who":${who},"requestor":true,"network":{"address":${q(facts.endpointHost)},"type":"1"}}],`
+    + `"agent":[${GATEWAY_AGENT},{"type":${RECIPIENT_TYPE},"who":${who},"requestor":true${network}}],`
     + `"source":${SOURCE},"entity":[${entity.join(',')}]}`;
   return {
     id,

@@ -12,7 +12,8 @@ export const SUBSCRIPTION_CAPABILITY = {
 
 /**
  * What the CapabilityStatement says about Subscription: R4 criteria-based and Backport IG topic-based
- * rest-hook subscriptions, the topics offered, and the $status and $events operations.
+ * rest-hook and websocket subscriptions, the topics offered, and the $status, $events and
+ * $get-ws-binding-token operations.
  */
 export function describeSubscriptions(resource: CapabilityStatementRestResource): CapabilityStatementRestResource {
   if (resource.type !== 'Subscription') return resource;
@@ -20,15 +21,18 @@ export function describeSubscriptions(resource: CapabilityStatementRestResource)
     ...resource,
     extension: TOPICS.map((t) => ({ url: `${BACKPORT}/StructureDefinition/capabilitystatement-subscriptiontopic-canonical`, valueCanonical: t.url })),
     supportedProfile: [...(resource.supportedProfile ?? []), BACKPORT_PROFILE],
-    documentation: 'rest-hook channel only. R4 criteria (Type?params): payload none = empty POST to the endpoint; ' +
+    documentation: 'Channels rest-hook and (topic-based only) websocket. R4 criteria (Type?params): payload none = empty POST to the endpoint; ' +
       'application/fhir+json = PUT [endpoint]/[type]/[id] (DELETE there for a deletion). Topic-based (Backport IG): ' +
       'notification Bundles with content empty, id-only or full-resource, handshake and heartbeats. Every notification ' +
       'is checked against Consent for the subscriber\'s Organization at send time and signed: X-Renkei-Signature: ' +
-      'sha256=<HMAC-SHA256 of the body under the subscription-secret extension>, X-Renkei-Idempotency-Key.',
+      'sha256=<HMAC-SHA256 of the body under the subscription-secret extension>, X-Renkei-Idempotency-Key. websocket: ' +
+      '$get-ws-binding-token, then send "bind-with-token <token>" to the websocket-url it returns; the handshake, ' +
+      'notification and heartbeat Bundles follow as text messages; events sent while no client was bound: $events.',
     operation: [
       ...(resource.operation ?? []),
       { name: 'status', definition: `${BACKPORT}/OperationDefinition/backport-subscription-status` },
       { name: 'events', definition: `${BACKPORT}/OperationDefinition/backport-subscription-events` },
+      { name: 'get-ws-binding-token', definition: `${BACKPORT}/OperationDefinition/backport-subscription-get-ws-binding-token` },
     ],
   };
 }

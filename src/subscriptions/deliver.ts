@@ -10,11 +10,12 @@ import { DEFAULT_PURPOSE } from '../store/access.js';
 import type { Database } from '../store/db.js';
 import { notificationAudit } from './audit.js';
 import { hostOf } from './endpoint-policy.js';
-import { notificationMessage, type StatusFacts } from './notification.js';
+import { notificationMessage, type OutboundMessage, type StatusFacts } from './notification.js';
 import { EVENT_NUMBER_HEADER, IDEMPOTENCY_HEADER, idempotencyKey, sign, SIGNATURE_HEADER, SUBSCRIPTION_HEADER, TIMESTAMP_HEADER } from './signature.js';
 import type { SubscriptionSpec } from './spec.js';
 import type { SpecCache } from './state.js';
 import { DeliveryFailure, type WebhookClient } from './webhook-client.js';
+import { publishToSockets } from './websocket/channel.js';
 
 /** Data of a `deliveries` job for one delivery: the row and whose eyes (and for what purpose) it is checked with. */
 export interface DeliveryJobData {
@@ -145,13 +146,13 @@ async function attempt(deps: DeliveryDeps, row: DeliveryRow, ownJob: boolean): P
   if (!spec) return decided('cancelled', 'The Subscription can no longer be served');
   if (spec.status === 'off') return decided('cancelled', 'Subscription is off');
   const message = notificationMessage(spec, statusFacts(spec, row, deps.baseUrl));
-  const headers = signedHeaders(spec, row, message.body);
-  let status: number;
+  let status: number | null | undefined;
   try {
-    status = await deps.client.send(message, headers, Math.min(deps.settings.deliveryTimeoutMs, (spec.timeoutSeconds ?? Infinity) * 1000));
+    status = await transmit(deps, spec, row, message);
   } catch (err) {
     return failed(deps, row, err, ownJob);
   }
+  if (status === undefined) return decided('cancelled', NOBODY_BOUND);
   await deps.settleDelivered({
     id: row.id, subscriptionId: row.subscription_id, kind: row.kind, orderKey: row.order_key, status: 'delivered', tried: 1,
     httpStatus: status, audit: notificationAudit(auditFacts(spec, row)),
@@ -159,6 +160,18 @@ async function attempt(deps: DeliveryDeps, row: DeliveryRow, ownJob: boolean): P
   deliveryOutcomes.inc({ kind: row.kind, outcome: 'delivered' });
   if (row.kind === 'event' && row.changed_at) deliveryLatency.observe((Date.now() - row.changed_at.getTime()) / 1000);
   return { settled: 'delivered' };
+}
+
+const NOBODY_BOUND = 'No client was bound to the websocket; $events returns the event';
+
+/**
+ * Sends a notification: signed over HTTP to a rest-hook endpoint (its HTTP status), or handed to the
+ * clients bound to a websocket (null; undefined when none is bound).
+ */
+async function transmit(deps: DeliveryDeps, spec: SubscriptionSpec, row: DeliveryRow, message: OutboundMessage): Promise<number | null | undefined> {
+  if (spec.channel === 'websocket') return (await publishToSockets(deps.db, row.subscription_id, message.body)) ? null : undefined;
+  const timeoutMs = Math.min(deps.settings.deliveryTimeoutMs, (spec.timeoutSeconds ?? Infinity) * 1000);
+  return deps.client.send(message, signedHeaders(spec, row, message.body), timeoutMs);
 }
 
 async function settleWithout(deps: DeliveryDeps, row: DeliveryRow, status: FinalStatus, error?: string): Promise<string> {
@@ -233,7 +246,7 @@ function auditFacts(spec: SubscriptionSpec, row: DeliveryRow) {
     subscriptionId: row.subscription_id,
     subscriber: row.subscriber,
     kind: row.kind,
-    endpointHost: hostOf(new URL(spec.endpoint)),
+    endpointHost: spec.channel === 'rest-hook' ? hostOf(new URL(spec.endpoint)) : undefined,
     purpose: row.purpose ?? DEFAULT_PURPOSE,
     eventNumber: row.event_number,
     resource: row.kind === 'event'

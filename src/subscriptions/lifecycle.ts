@@ -70,7 +70,16 @@ export class SubscriptionLifecycle {
     await this.activate(base, spec);
   }
 
+  /**
+   * A rest-hook endpoint must be one the policy allows; a topic-based one is active once its handshake
+   * is answered. A websocket has no endpoint: it is active at once, and its handshake goes to each client
+   * as it binds.
+   */
   private async activate(base: StateRow, spec: SubscriptionSpec): Promise<void> {
+    if (spec.channel === 'websocket') {
+      await saveState(this.deps.db, { ...base, status: 'active' });
+      return this.writeStatus(base.id, 'active', null);
+    }
     try {
       await resolveEndpoint(hostOf(new URL(spec.endpoint)), this.deps.policy);
     } catch (err) {

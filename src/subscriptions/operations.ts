@@ -9,14 +9,17 @@ import { visibilitySql } from '../store/access.js';
 import { SqlParams } from '../store/sql.js';
 import { notificationBundle, subscriptionStatus, type EventFacts } from './notification.js';
 import { parseSubscription, type PayloadContent } from './spec.js';
+import { WEBSOCKET_PATH } from './websocket/hub.js';
+import { issueBindingToken } from './websocket/tokens.js';
 
 const MAX_EVENTS = 100;
 
 /**
  * The Backport IG's operations, served in front of the FHIR router: `Subscription/$status` (type and
- * instance level: SubscriptionStatus of the caller's subscriptions) and `Subscription/{id}/$events`
+ * instance level: SubscriptionStatus of the caller's subscriptions), `Subscription/{id}/$events`
  * (the events of a range of event numbers, to fill a gap; each resource checked against the
- * subscriber's current access, as a notification would be).
+ * subscriber's current access, as a notification would be) and `$get-ws-binding-token` (type and
+ * instance level: a token binding a WebSocket to the caller's websocket subscriptions).
  */
 export function subscriptionOperations(services: Services): express.Router {
   const router = express.Router();
@@ -35,6 +38,8 @@ export function subscriptionOperations(services: Services): express.Router {
   router.all('/Subscription/:operation', when('$status', (req, res) => status(services, req, res)));
   router.all('/Subscription/:id/:operation', when('$status', (req, res) => status(services, req, res)));
   router.all('/Subscription/:id/:operation', when('$events', (req, res) => events(services, req, res)));
+  router.all('/Subscription/:operation', when('$get-ws-binding-token', (req, res) => bindingToken(services, req, res)));
+  router.all('/Subscription/:id/:operation', when('$get-ws-binding-token', (req, res) => bindingToken(services, req, res)));
   return router;
 }
 
@@ -133,4 +138,30 @@ async function events(services: Services, req: Request, res: Response): Promise<
     })),
   });
   sendJson(res, 200, JSON.stringify(bundle));
+}
+
+/** A token for the named websocket subscriptions of the caller (instance level: that one). */
+async function bindingToken(services: Services, req: Request, res: Response): Promise<void> {
+  const ids = req.params.id ? [String(req.params.id)] : params(req, 'id').flatMap((v) => v.split(','));
+  if (!ids.length) throw badRequest('Name the subscriptions with id / idで購読を指定してください');
+  const found = await visibleSubscriptions(services, res, ids);
+  for (const id of ids) {
+    const subscription = found.find((s) => s.id === id);
+    if (!subscription) throw notFound(`Subscription/${id} is not known / 見つかりません`);
+    if ((JSON.parse(subscription.json) as Subscription).channel?.type !== 'websocket')
+      throw badRequest(`Subscription/${id} does not use the websocket channel / websocketの購読ではありません`);
+  }
+  const { token, expiresAt } = await issueBindingToken(services.db, ids);
+  // Beside /fhir, under the same prefix as the public base URL.
+  const websocketUrl = new URL(`..${WEBSOCKET_PATH}`, `${fhirBase(req, services.config).replace(/^http/, 'ws')}/`).toString();
+  const result: Parameters = {
+    resourceType: 'Parameters',
+    parameter: [
+      { name: 'token', valueString: token },
+      { name: 'expiration', valueDateTime: expiresAt.toISOString() },
+      ...ids.map((id) => ({ name: 'subscription', valueString: `Subscription/${id}` })),
+      { name: 'websocket-url', valueUrl: websocketUrl },
+    ],
+  };
+  sendJson(res, 200, JSON.stringify(result));
 }

@@ -20,6 +20,7 @@ export const EXTENSIONS = {
 };
 
 export type PayloadContent = 'empty' | 'id-only' | 'full-resource';
+export type ChannelType = 'rest-hook' | 'websocket';
 
 /** Search criteria for one resource type: compiled with the same code as a search on /fhir. */
 export interface TypedCriteria {
@@ -44,6 +45,9 @@ export interface SubscriptionSpec {
   /** Topic-based (Backport IG): the topic and the subscriber's filters. */
   topic?: TopicDefinition;
   filters: TopicFilter[];
+  /** rest-hook: POSTed to `endpoint`; websocket (topic-based): sent to the clients bound to it (see websocket/). */
+  channel: ChannelType;
+  /** The rest-hook endpoint ('' for a websocket). */
   endpoint: string;
   /** MIME type of the payload; absent = no payload (R4 criteria-based: an empty POST). */
   payload?: string;
@@ -80,15 +84,21 @@ export function isTopicBased(subscription: Subscription): boolean {
 /** Reads a stored Subscription into a spec; throws SpecError naming the first element it cannot serve. */
 export function parseSubscription(subscription: Subscription & { id: string }): SubscriptionSpec {
   const channel = subscription.channel;
-  if (channel?.type !== 'rest-hook')
-    throw new SpecError(`Channel type ${channel?.type ?? '(none)'} is not supported; use rest-hook / rest-hookのみ対応しています`, 'Subscription.channel.type');
-  const endpoint = channel.endpoint;
-  if (!endpoint) throw new SpecError('A rest-hook Subscription needs channel.endpoint / 通知先URLがありません', 'Subscription.channel.endpoint');
+  const type = channel?.type;
+  if (type !== 'rest-hook' && type !== 'websocket')
+    throw new SpecError(`Channel type ${type ?? '(none)'} is not supported; use rest-hook or websocket / rest-hookかwebsocketのみ対応しています`, 'Subscription.channel.type');
   const topicBased = isTopicBased(subscription);
+  const endpoint = type === 'rest-hook' ? channel.endpoint ?? '' : '';
+  if (type === 'rest-hook' && !endpoint) throw new SpecError('A rest-hook Subscription needs channel.endpoint / 通知先URLがありません', 'Subscription.channel.endpoint');
+  if (type === 'websocket' && !topicBased)
+    throw new SpecError('A websocket Subscription must be topic-based (Backport IG) / websocketはトピック型のみ対応しています', 'Subscription.channel.type');
+  if (type === 'websocket' && channel.header?.length)
+    throw new SpecError('channel.header is sent only over rest-hook / websocketではヘッダーを送れません', 'Subscription.channel.header');
   const payload = normalizePayload(channel.payload);
   const base = {
     id: subscription.id,
     status: subscription.status,
+    channel: type,
     endpoint,
     payload,
     headers: (channel.header ?? []).map(parseHeader),
