@@ -206,29 +206,41 @@ export interface DeliveryRow {
 
 /**
  * Reads deliveries of one subscriber in one statement: its Organization's view, for the purpose of use
- * given, decides what is visible. The earlier-unmatched-change test is written as index
- * outbox_unmatched_stream's expression (the order key), so it is one probe however long the backlog.
+ * given, decides what is visible. A fan-out reads one version for many subscriptions: the version is
+ * looked up, checked and turned into text once (`seen`), and its text travels in the first row only
+ * (the others take it from there); the earlier-unmatched-change test is made once per change
+ * (`unmatched`), written as index outbox_unmatched_stream's expression (the order key), so it is one
+ * probe however long the backlog.
  */
 export async function loadDeliveries(db: Queryable, ids: number[], subscriber: string | null, purpose: string): Promise<DeliveryRow[]> {
   const params = new SqlParams();
   const idParam = params.add(ids);
   const viewer = { admin: false, organizationId: subscriber ?? undefined, purposeOfUse: purpose };
-  const sql = `SELECT d.id, d.subscription_id, d.subscriber, d.kind, d.change_seq, d.resource_type, d.resource_id, d.version_id,
+  const sql = `WITH d AS MATERIALIZED (SELECT * FROM delivery WHERE id = ANY(${idParam}::bigint[])),
+      seen AS MATERIALIZED (SELECT x.resource_type, x.resource_id, x.version_id, v.id IS NOT NULL AS visible, v.content::text AS json
+        FROM (SELECT DISTINCT resource_type, resource_id, version_id FROM d WHERE kind = 'event') x
+        LEFT JOIN resource_version v ON v.resource_type = x.resource_type AND v.id = x.resource_id AND v.version_id = x.version_id
+          AND ${visibilitySql(viewer, 'v', params)}),
+      unmatched AS MATERIALIZED (SELECT c.order_key, c.change_seq, EXISTS (SELECT 1 FROM outbox o WHERE o.matched_at IS NULL
+          AND o.seq < c.change_seq AND COALESCE(o.patient_id, o.resource_type || '/' || o.id) = c.order_key) AS waits
+        FROM (SELECT DISTINCT order_key, change_seq FROM d WHERE kind = 'event') c)
+    SELECT d.id, d.subscription_id, d.subscriber, d.kind, d.change_seq, d.resource_type, d.resource_id, d.version_id,
       d.action, d.patient_id, d.data_owner, d.order_key, d.event_number, d.status, d.generation, d.attempts, d.created_at, d.changed_at,
       s.status AS subscription_status, s.last_error AS subscription_error, s.purpose, s.events, sub.version_id AS subscription_version,
-      (d.kind = 'event' AND EXISTS (SELECT 1 FROM outbox o WHERE o.matched_at IS NULL AND o.seq < d.change_seq
-        AND COALESCE(o.patient_id, o.resource_type || '/' || o.id) = d.order_key)) AS waits_for_change,
+      COALESCE(u.waits, false) AS waits_for_change,
       (d.kind = 'event' AND EXISTS (SELECT 1 FROM delivery p WHERE p.subscription_id = d.subscription_id
         AND p.order_key = d.order_key AND p.status = 'pending' AND p.change_seq < d.change_seq)) AS waits_for_earlier,
-      v.content::text AS resource_json, v.id IS NOT NULL AS visible
-    FROM delivery d
+      CASE WHEN row_number() OVER (PARTITION BY d.resource_type, d.resource_id, d.version_id ORDER BY d.id) = 1 THEN v.json END AS resource_json,
+      COALESCE(v.visible, false) AS visible
+    FROM d
     LEFT JOIN subscription_state s ON s.id = d.subscription_id
     LEFT JOIN resource sub ON sub.resource_type = 'Subscription' AND sub.id = d.subscription_id AND NOT sub.deleted
-    LEFT JOIN resource_version v ON d.kind = 'event' AND v.resource_type = d.resource_type AND v.id = d.resource_id
-      AND v.version_id = d.version_id AND ${visibilitySql(viewer, 'v', params)}
-    WHERE d.id = ANY(${idParam}::bigint[])`;
+    LEFT JOIN seen v ON d.kind = 'event' AND v.resource_type = d.resource_type AND v.resource_id = d.resource_id AND v.version_id = d.version_id
+    LEFT JOIN unmatched u ON d.kind = 'event' AND u.order_key = d.order_key AND u.change_seq = d.change_seq`;
   const { rows } = await db.query<DeliveryRow>(sql, params.values);
-  return rows.map((r) => ({ ...r, id: Number(r.id) }));
+  const versionOf = (r: DeliveryRow) => `${r.resource_type}/${r.resource_id}/${r.version_id}`;
+  const texts = new Map(rows.filter((r) => r.resource_json !== null).map((r) => [versionOf(r), r.resource_json]));
+  return rows.map((r) => ({ ...r, id: Number(r.id), resource_json: r.resource_json ?? texts.get(versionOf(r)) ?? null }));
 }
 
 /**
