@@ -9,6 +9,7 @@ import type { Database } from '../store/db.js';
 import { hostOf, resolveEndpoint, type EndpointPolicy } from './endpoint-policy.js';
 import { parseSubscription, type SubscriptionSpec } from './spec.js';
 import { countFailure, followVersion, readState, saveState, type StateRow, type SubscriptionStatus } from './state.js';
+import { announceSubscriptionOff } from './websocket/channel.js';
 import { publishTopics } from './topic-publisher.js';
 
 /** The gateway itself, when it writes a Subscription's status. */
@@ -46,7 +47,7 @@ export class SubscriptionLifecycle {
     const current = rows[0];
     if (!current || current.deleted) {
       await db.query(`UPDATE subscription_state SET status = 'off', next_heartbeat_at = NULL, updated_at = now() WHERE id = $1`, [change.id]);
-      return;
+      return announceSubscriptionOff(db, change.id);
     }
     if (current.version_id !== change.versionId) return; // a later change of it follows
     const state = await readState(db, change.id);
@@ -61,7 +62,10 @@ export class SubscriptionLifecycle {
       return;
     }
     const base = stateOf(change.id, current.owner, change.versionId, spec);
-    if (subscription.status === 'off') return saveState(db, { ...base, status: 'off' });
+    if (subscription.status === 'off') {
+      await saveState(db, { ...base, status: 'off' });
+      return announceSubscriptionOff(db, change.id);
+    }
     if (!current.owner) return this.fail(base, 'A Subscription needs the Organization it notifies / 通知先の機関がありません');
     if (state && (state.status === 'active' || state.status === 'error') && subscription.status === state.status) {
       // An already running subscription was edited (endpoint, headers, filters): it keeps running.
@@ -120,6 +124,7 @@ export class SubscriptionLifecycle {
 
   /** Subscription.end has passed. */
   async expired(id: string): Promise<void> {
+    await announceSubscriptionOff(this.deps.db, id);
     await this.writeStatus(id, 'off', null);
   }
 

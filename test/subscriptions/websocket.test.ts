@@ -58,7 +58,7 @@ const eventNumber = (status: Record<string, any>) => status['notification-event'
 describe(`websocket channel, R5 Backport IG (${stackName})`, () => {
   const t = subscriptionSuite({ clinic: 'ws-clinic', facility: 'ws-tokuyo', patient: 'WS-1' });
 
-  it('binds with a token, handshakes, then sends the consented notifications and heartbeats, never another patient\'s', async () => {
+  it('binds with a token, handshakes, sends the consented notifications and heartbeats (never another patient\'s), lets go when off', async () => {
     expect((await t.clinic.post('Consent', consent(t.patientId, 'ws-clinic', { actors: ['ws-tokuyo'], classes: ['MedicationRequest'], period: WIDE }))).status).toBe(201);
     const hidden = (await t.clinic.post('Patient', patient('WS-2'))).body.id;
     const sub = await subscribe(t.facility, websocketSubscription('medication-change', { content: 'full-resource', heartbeat: 1 }));
@@ -88,6 +88,14 @@ describe(`websocket channel, R5 Backport IG (${stackName})`, () => {
 
       const delivered = (await adminDeliveries(t.stack, `subscription=${sub.id}`)).deliveries.filter((d) => d.kind === 'event');
       expect(delivered.map((d) => d.status)).toEqual(['delivered']);
+      expect(await (await fetch(`${t.stack.url}/metrics`)).text()).toMatch(/^renkei_websocket_connections 2$/m);
+
+      // Turned off by the client: the connection bound only to it is let go, the other stays.
+      const current = (await t.facility.get<Subscription>(`Subscription/${sub.id}`)).body;
+      expect((await t.facility.put(`Subscription/${sub.id}`, { ...current, status: 'off' })).status).toBe(200);
+      expect((await client.until(() => client.closed, 'the connection to close')).code).toBe(1000);
+      expect(other.closed).toBeUndefined();
+
       const audit = await t.stack.gateway.services.db.query<{ n: number }>(
         `SELECT count(*)::int AS n FROM audit_event WHERE action = 'notification' AND agent_org = $1 AND content::text LIKE $2`,
         ['ws-tokuyo', `%MedicationRequest/${shared.id}%`]);

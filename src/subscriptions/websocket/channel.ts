@@ -3,7 +3,10 @@ import { log } from '../../logger.js';
 import { ChannelListener } from '../../store/channel-listener.js';
 import type { Database } from '../../store/db.js';
 
-/** The PostgreSQL channel announcing a notification for bound WebSockets: `<subscription id> <message id>`. */
+/**
+ * The PostgreSQL channel announcing to the gateways what their bound WebSockets get: `<subscription id>
+ * <message id>` a notification to send, `<subscription id> off` the subscription's end (its bindings close).
+ */
 export const WEBSOCKET_CHANNEL = 'renkei_websocket';
 /** A gateway refreshes its bindings this often; one not refreshed for BINDING_FRESH_SECONDS is gone. */
 export const BINDING_REFRESH_MS = 30_000;
@@ -32,8 +35,22 @@ export async function publishToSockets(db: Database, subscriptionId: string, bod
   return true;
 }
 
-/** Calls `received` with each announced notification (subscription id, message id) until stopped. */
-export function listenToSockets(db: Database, received: (subscriptionId: string, messageId: string) => void): { stop(): Promise<void> } {
+/** Tells the gateways that a subscription is off or deleted: the clients bound to it are let go. */
+export async function announceSubscriptionOff(db: Database, subscriptionId: string): Promise<void> {
+  await db.query(`SELECT pg_notify('${WEBSOCKET_CHANNEL}', $1 || ' ${OFF}')`, [subscriptionId]);
+  if (db.embedded) inProcess.emit('message', subscriptionId, OFF);
+}
+
+const OFF = 'off';
+
+export interface SocketAnnouncements {
+  notification(subscriptionId: string, messageId: string): void;
+  off(subscriptionId: string): void;
+}
+
+/** Passes each announcement on to `to` until stopped. */
+export function listenToSockets(db: Database, to: SocketAnnouncements): { stop(): Promise<void> } {
+  const received = (subscriptionId: string, what: string) => (what === OFF ? to.off(subscriptionId) : to.notification(subscriptionId, what));
   if (db.embedded) {
     inProcess.on('message', received);
     return { stop: async () => void inProcess.off('message', received) };

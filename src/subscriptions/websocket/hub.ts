@@ -2,8 +2,10 @@ import { randomUUID } from 'node:crypto';
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Subscription } from '@medplum/fhirtypes';
+import client from 'prom-client';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { log } from '../../logger.js';
+import { registry } from '../../metrics.js';
 import type { Database } from '../../store/db.js';
 import { notificationBundle } from '../notification.js';
 import { parseSubscription } from '../spec.js';
@@ -18,8 +20,15 @@ const BIND_WITHIN_MS = 10_000;
 const MESSAGE_KEEP_SECONDS = 300;
 const BIND = /^bind-with-token\s+(\S+)\s*$/;
 const POLICY_VIOLATION = 1008;
+const NORMAL = 1000;
 const GOING_AWAY = 1001;
 const CLOSE_GRACE_MS = 1000;
+
+const openConnections = new client.Gauge({
+  name: 'renkei_websocket_connections',
+  help: 'WebSocket connections open on this gateway (bound to a subscription or about to bind)',
+  registers: [registry],
+});
 
 /** One WebSocket and the subscriptions it is bound to (binding row id by subscription id). */
 interface Connection {
@@ -47,8 +56,11 @@ export class SocketHub {
   private sending: Promise<void> = Promise.resolve();
 
   constructor(private readonly db: Database, private readonly fhirBase: () => string | undefined) {
-    this.listener = listenToSockets(db, (subscriptionId, messageId) => {
-      if (this.bound.has(subscriptionId)) this.sending = this.sending.then(() => this.forward(subscriptionId, messageId));
+    this.listener = listenToSockets(db, {
+      notification: (subscriptionId, messageId) => {
+        if (this.bound.has(subscriptionId)) this.sending = this.sending.then(() => this.forward(subscriptionId, messageId));
+      },
+      off: (subscriptionId) => void this.ended(subscriptionId),
     });
     this.timer = setInterval(() => void this.keepFresh(), BINDING_REFRESH_MS);
     this.timer.unref();
@@ -82,6 +94,7 @@ export class SocketHub {
   private accept(socket: WebSocket): void {
     const connection: Connection = { socket, bindings: new Map(), alive: true };
     this.connections.add(connection);
+    openConnections.inc();
     const deadline = setTimeout(() => {
       if (!connection.bindings.size) refuse(socket, 'No bind-with-token within 10 s / 時間内にバインドされませんでした');
     }, BIND_WITHIN_MS);
@@ -90,6 +103,7 @@ export class SocketHub {
     socket.on('close', () => {
       clearTimeout(deadline);
       this.connections.delete(connection);
+      openConnections.dec();
       void this.unbind(connection);
     });
     socket.on('error', (err) => log.debug({ err: err.message }, 'websocket error'));
@@ -131,6 +145,18 @@ export class SocketHub {
       if (!connections?.size) this.bound.delete(subscriptionId);
     }
     connection.bindings.clear();
+    if (ids.length) await this.db.query('DELETE FROM websocket_binding WHERE id = ANY($1::text[])', [ids]).catch(() => {});
+  }
+
+  /** A subscription went off or was deleted: its bindings end, and a connection left with none is closed. */
+  private async ended(subscriptionId: string): Promise<void> {
+    const connections = [...(this.bound.get(subscriptionId) ?? [])];
+    this.bound.delete(subscriptionId);
+    const ids = connections.map((c) => c.bindings.get(subscriptionId)!);
+    for (const connection of connections) {
+      connection.bindings.delete(subscriptionId);
+      if (!connection.bindings.size) connection.socket.close(NORMAL, `Subscription/${subscriptionId} is off`);
+    }
     if (ids.length) await this.db.query('DELETE FROM websocket_binding WHERE id = ANY($1::text[])', [ids]).catch(() => {});
   }
 
