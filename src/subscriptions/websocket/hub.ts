@@ -23,6 +23,7 @@ const POLICY_VIOLATION = 1008;
 const NORMAL = 1000;
 const GOING_AWAY = 1001;
 const CLOSE_GRACE_MS = 1000;
+const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
 
 const openConnections = new client.Gauge({
   name: 'renkei_websocket_connections',
@@ -132,6 +133,10 @@ export class SocketHub {
     if (connection.bindings.has(subscriptionId)) return;
     const id = randomUUID();
     await this.db.query('INSERT INTO websocket_binding (id, subscription_id) VALUES ($1, $2)', [id, subscriptionId]);
+    if (connection.socket.readyState !== connection.socket.OPEN) {
+      await this.db.query('DELETE FROM websocket_binding WHERE id = $1', [id]); // closed meanwhile: unbound already
+      return;
+    }
     connection.bindings.set(subscriptionId, id);
     const connections = this.bound.get(subscriptionId) ?? new Set();
     this.bound.set(subscriptionId, connections.add(connection));
@@ -179,7 +184,11 @@ export class SocketHub {
     try {
       const { rows } = await this.db.query<{ body: string }>('SELECT body FROM websocket_message WHERE id = $1', [messageId]);
       if (!rows[0]) return;
-      for (const connection of this.bound.get(subscriptionId) ?? []) connection.socket.send(rows[0].body);
+      for (const { socket } of this.bound.get(subscriptionId) ?? []) {
+        // A client that does not read is let go rather than buffered for without end; it catches up with $events.
+        if (socket.bufferedAmount > MAX_BUFFERED_BYTES) socket.terminate();
+        else socket.send(rows[0].body);
+      }
     } catch (err) {
       log.warn({ subscription: subscriptionId, err: (err as Error).message }, 'websocket notification not forwarded');
     }
