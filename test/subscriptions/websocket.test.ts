@@ -1,3 +1,5 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Parameters as FhirParameters, Subscription } from '@medplum/fhirtypes';
 import { WebSocket } from 'undici';
 import { describe, expect, it } from 'vitest';
@@ -5,6 +7,8 @@ import type { FhirClient } from '../support/fhir-client.js';
 import { consent, medicationRequest, patient } from '../support/resources.js';
 import { stackName } from '../support/stack.js';
 import { publishToSockets } from '../../src/subscriptions/websocket/channel.js';
+import { SocketHub, WEBSOCKET_PATH } from '../../src/subscriptions/websocket/hub.js';
+import { issueBindingToken } from '../../src/subscriptions/websocket/tokens.js';
 import { adminDeliveries, changesMatched, eventually, statusOf, subscribe, subscriptionSuite, topicSubscription } from './subscriptions.js';
 
 const WIDE = { start: '2020-01-01', end: '2099-12-31' };
@@ -177,5 +181,28 @@ describe(`websocket bindings (${stackName})`, () => {
     expect(await publishToSockets(db, 's-1', '{"n":1}')).toBe(true);
     expect(await kept()).toBe(1);
     await db.query(`DELETE FROM websocket_binding WHERE id = 'b-1'`);
+  });
+
+  it('unbinds its clients when the gateway stops: they are told (1001) and no binding is left to count', async () => {
+    const { db } = t.stack.gateway.services;
+    const sub = await subscribe(t.clinic, websocketSubscription('careplan-change'));
+    const server = http.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const hub = new SocketHub(db, () => undefined);
+    hub.attach(server);
+    const bindings = async () => (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM websocket_binding WHERE subscription_id = $1', [sub.id])).rows[0].n;
+    try {
+      const client = await SocketClient.open(`ws://127.0.0.1:${(server.address() as AddressInfo).port}${WEBSOCKET_PATH}`);
+      client.socket.send(`bind-with-token ${(await issueBindingToken(db, [sub.id!])).token}`);
+      await client.until(() => client.notifications('handshake').length, 'the handshake');
+      expect(await bindings()).toBe(1);
+      await hub.close();
+      expect((await client.until(() => client.closed, 'the close')).code).toBe(1001);
+      expect(await bindings()).toBe(0);
+      expect(await publishToSockets(db, sub.id!, '{}')).toBe(false);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
