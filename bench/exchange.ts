@@ -4,7 +4,8 @@
  * queue, BullMQ's bare add→process rate as the baseline. Embedded: serve runs the workers; servers: an
  * API process and a worker process on PostgreSQL and Redis.
  * Run alone: node --import tsx bench/exchange.ts (after npm run build; BENCH_STACKS, BENCH_EXCHANGE_CHANGES,
- * BENCH_FANOUT_CHANGES: changes in the fan-out, 20 by default; 100 leaves a backlog of 20,000 pending deliveries).
+ * BENCH_FANOUT_CHANGES: changes in the fan-out, 20 by default; 100 leaves a backlog of 20,000 pending deliveries;
+ * BENCH_WEBSOCKET_CHANGES: changes notified over a WebSocket at the same rate, 500 by default).
  * BENCH_WORKER_NODE_ARGS adds Node flags to `renkei worker` (e.g. `--cpu-prof --cpu-prof-dir=prof`).
  */
 import { spawn } from 'node:child_process';
@@ -19,6 +20,7 @@ import { CpuMeter, cpuMsOf, cpuMsOfCommand, ownCpuMs } from './cpu.js';
 import { startGatewayProcess } from './gateway-process.js';
 import { onEachStack, type BenchStack } from './stacks.js';
 import { fmt, summarize, type Latencies } from './stats.js';
+import { websocketLatency } from './websocket.js';
 import { BenchClient, observationOf, patientOf } from './workload.js';
 
 const ADMIN_TOKEN = 'bench-admin-token';
@@ -26,11 +28,14 @@ const CHANGES = Number(process.env.BENCH_EXCHANGE_CHANGES ?? 2000);
 const RATE = 100;
 const FANOUT = 200;
 const FANOUT_CHANGES = Number(process.env.BENCH_FANOUT_CHANGES ?? 20);
+const WEBSOCKET_CHANGES = Number(process.env.BENCH_WEBSOCKET_CHANGES ?? 500);
 const MAIN = fileURLToPath(new URL('../dist/src/main.js', import.meta.url));
 
 export interface ExchangeReport {
   stack: string;
   latency: Latencies;
+  /** The same over the WebSocket channel (a topic-based subscription, MedicationRequests). */
+  websocket: Latencies;
   fanoutPerSec: number;
   /** CPU ms per change of the steady run by process: worker, gateway, PostgreSQL, Redis, receiver (servers only). */
   steadyCpu?: Record<string, number>;
@@ -141,6 +146,8 @@ export async function benchExchange(stack: BenchStack, port: number): Promise<Ex
     log(stack, `change → delivered at ${RATE}/s: p50 ${fmt(latency.p50)} ms, p99 ${fmt(latency.p99)} ms (${CHANGES} changes)`);
     if (steadyCpu) log(stack, `CPU ms per change at ${RATE}/s: ${cpuText(steadyCpu)}`);
     if (stack.env.DATABASE_URL) await logStages(stack);
+    const websocket = summarize(await websocketLatency(client, patients, WEBSOCKET_CHANGES, RATE, 100));
+    log(stack, `change → received over a WebSocket at ${RATE}/s: p50 ${fmt(websocket.p50)} ms, p99 ${fmt(websocket.p99)} ms (${WEBSOCKET_CHANGES} changes)`);
 
     for (let i = 1; i < FANOUT; i++) await client.create(subscription(`${receiver.url}/fanout`, 'Observation?category=vital-signs'));
     await waitActive(client, FANOUT);
@@ -158,7 +165,7 @@ export async function benchExchange(stack: BenchStack, port: number): Promise<Ex
     const fanoutCpu = meter && perDelivery(meter.read(), FANOUT * FANOUT_CHANGES);
     if (fanoutCpu) log(stack, `fan-out CPU ms per delivery: ${cpuText(fanoutCpu)}`);
 
-    measured = { stack: stack.name, latency, steadyCpu, fanoutPerSec, fanoutCpu };
+    measured = { stack: stack.name, latency, steadyCpu, websocket, fanoutPerSec, fanoutCpu };
   } finally {
     await receiver.close();
     await worker?.stop();
@@ -264,6 +271,7 @@ export function printExchangeReport(reports: ExchangeReport[]): void {
   row(`change → delivered p50 / p99 (ms) at ${RATE} changes/s`, (r) => `${fmt(r.latency.p50)} / ${fmt(r.latency.p99)}`);
   row(`CPU ms per change at ${RATE} changes/s: worker / gateway / PostgreSQL / Redis / receiver`, (r) => (r.steadyCpu
     ? Object.values(r.steadyCpu).map((ms) => fmt(ms, 2)).join(' / ') : '—'));
+  row(`change → received over a WebSocket p50 / p99 (ms) at ${RATE} changes/s`, (r) => `${fmt(r.websocket.p50)} / ${fmt(r.websocket.p99)}`);
   row(`fan-out deliveries/s (each change → ${FANOUT} subscriptions)`, (r) => fmt(r.fanoutPerSec, 0));
   row('fan-out CPU ms per delivery: worker / gateway / PostgreSQL / Redis / receiver', (r) => (r.fanoutCpu
     ? Object.values(r.fanoutCpu).map((ms) => fmt(ms, 3)).join(' / ') : '—'));
