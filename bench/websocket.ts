@@ -3,8 +3,9 @@
  * resource) bound through `$get-ws-binding-token`, and MedicationRequests created at a steady rate; each
  * latency runs from the create's start to the notification's arrival at the client.
  */
-import type { MedicationRequest, Parameters, Subscription } from '@medplum/fhirtypes';
+import type { Parameters, Subscription } from '@medplum/fhirtypes';
 import { WebSocket } from 'undici';
+import { medicationRequest } from '../test/support/resources.js';
 import type { BenchClient } from './workload.js';
 
 const BACKPORT = 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition';
@@ -20,19 +21,6 @@ const websocketSubscription = (): Subscription => ({
     payload: 'application/fhir+json',
     _payload: { extension: [{ url: `${BACKPORT}/backport-payload-content`, valueCode: 'full-resource' }] },
   } as Subscription['channel'],
-});
-
-const medicationRequestOf = (patientId: string, n: number): MedicationRequest => ({
-  resourceType: 'MedicationRequest',
-  identifier: [{ system: 'http://jpfhir.jp/fhir/core/mhlw/IdSystem/Medication-RPGroupNumber', value: `WS-${n}` }],
-  status: 'active',
-  intent: 'order',
-  medicationCodeableConcept: {
-    coding: [{ system: 'http://medis.or.jp/CodeSystem/master-HOT9', code: '105271807', display: '酸化マグネシウム錠３３０ｍｇ' }],
-    text: '酸化マグネシウム錠３３０ｍｇ',
-  },
-  subject: { reference: `Patient/${patientId}` },
-  authoredOn: '2026-11-05T10:15:00+09:00',
 });
 
 /** A bound WebSocket: the arrival time of each notified resource id. */
@@ -84,7 +72,7 @@ export async function websocketLatency(client: BenchClient, patients: string[], 
         const wait = t0 + (i * 1000) / rate - performance.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
         started.push(performance.now());
-        ids.push(client.create(medicationRequestOf(patients[i % patients.length], offset + i)));
+        ids.push(client.create(medicationRequest(patients[i % patients.length], `WS-${offset + i}`)));
       }
       const created = await Promise.all(ids);
       await until(() => created.every((id) => socket.arrivals.has(id)), `${count} WebSocket notifications`);

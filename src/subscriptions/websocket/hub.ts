@@ -9,7 +9,7 @@ import { registry } from '../../metrics.js';
 import type { Database } from '../../store/db.js';
 import { notificationBundle } from '../notification.js';
 import { parseSubscription } from '../spec.js';
-import { BINDING_REFRESH_MS, listenToSockets } from './channel.js';
+import { BINDING_REFRESH_MS, listenToSockets, type SocketMessage } from './channel.js';
 import { redeemBindingToken } from './tokens.js';
 
 /** Where clients open their WebSocket (the `websocket-url` of `$get-ws-binding-token`). */
@@ -58,8 +58,8 @@ export class SocketHub {
 
   constructor(private readonly db: Database, private readonly fhirBase: () => string | undefined) {
     this.listener = listenToSockets(db, {
-      notification: (subscriptionId, messageId) => {
-        if (this.bound.has(subscriptionId)) this.sending = this.sending.then(() => this.forward(subscriptionId, messageId));
+      notification: (subscriptionId, message) => {
+        if (this.bound.has(subscriptionId)) this.sending = this.sending.then(() => this.forward(subscriptionId, message));
       },
       off: (subscriptionId) => void this.ended(subscriptionId),
     });
@@ -180,18 +180,24 @@ export class SocketHub {
     }));
   }
 
-  private async forward(subscriptionId: string, messageId: string): Promise<void> {
+  private async forward(subscriptionId: string, message: SocketMessage): Promise<void> {
     try {
-      const { rows } = await this.db.query<{ body: string }>('SELECT body FROM websocket_message WHERE id = $1', [messageId]);
-      if (!rows[0]) return;
+      const body = 'body' in message ? message.body : await this.kept(message.id);
+      if (body === undefined) return;
       for (const { socket } of this.bound.get(subscriptionId) ?? []) {
         // A client that does not read is let go rather than buffered for without end; it catches up with $events.
         if (socket.bufferedAmount > MAX_BUFFERED_BYTES) socket.terminate();
-        else socket.send(rows[0].body);
+        else socket.send(body);
       }
     } catch (err) {
       log.warn({ subscription: subscriptionId, err: (err as Error).message }, 'websocket notification not forwarded');
     }
+  }
+
+  /** A notification too large to be announced with its body. */
+  private async kept(messageId: string): Promise<string | undefined> {
+    const { rows } = await this.db.query<{ body: string }>('SELECT body FROM websocket_message WHERE id = $1', [messageId]);
+    return rows[0]?.body;
   }
 
   /** Pings every connection (one that did not answer the last ping is dropped) and refreshes the bindings. */
