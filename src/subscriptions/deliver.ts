@@ -146,16 +146,16 @@ async function attempt(deps: DeliveryDeps, row: DeliveryRow, ownJob: boolean): P
   if (!spec) return decided('cancelled', 'The Subscription can no longer be served');
   if (spec.status === 'off') return decided('cancelled', 'Subscription is off');
   const message = notificationMessage(spec, statusFacts(spec, row, deps.baseUrl));
-  let status: number | null | undefined;
+  let sent: Transmission;
   try {
-    status = await transmit(deps, spec, row, message);
+    sent = await transmit(deps, spec, row, message);
   } catch (err) {
     return failed(deps, row, err, ownJob);
   }
-  if (status === undefined) return decided('cancelled', NOBODY_BOUND);
+  if (!sent.received) return decided('cancelled', NOBODY_BOUND);
   await deps.settleDelivered({
     id: row.id, subscriptionId: row.subscription_id, kind: row.kind, orderKey: row.order_key, status: 'delivered', tried: 1,
-    httpStatus: status, audit: notificationAudit(auditFacts(spec, row)),
+    httpStatus: sent.httpStatus, audit: notificationAudit(auditFacts(spec, row)),
   });
   deliveryOutcomes.inc({ kind: row.kind, outcome: 'delivered' });
   if (row.kind === 'event' && row.changed_at) deliveryLatency.observe((Date.now() - row.changed_at.getTime()) / 1000);
@@ -164,14 +164,15 @@ async function attempt(deps: DeliveryDeps, row: DeliveryRow, ownJob: boolean): P
 
 const NOBODY_BOUND = 'No client was bound to the websocket; $events returns the event';
 
-/**
- * Sends a notification: signed over HTTP to a rest-hook endpoint (its HTTP status), or handed to the
- * clients bound to a websocket (null; undefined when none is bound).
- */
-async function transmit(deps: DeliveryDeps, spec: SubscriptionSpec, row: DeliveryRow, message: OutboundMessage): Promise<number | null | undefined> {
-  if (spec.channel === 'websocket') return (await publishToSockets(deps.db, row.subscription_id, message.body)) ? null : undefined;
+/** Whether a notification went out: a rest-hook's answer, or a websocket's bound clients (none: not sent). */
+type Transmission = { received: true; httpStatus: number | null } | { received: false };
+
+/** Sends a notification: signed over HTTP to a rest-hook endpoint, or handed to the clients bound to a websocket. */
+async function transmit(deps: DeliveryDeps, spec: SubscriptionSpec, row: DeliveryRow, message: OutboundMessage): Promise<Transmission> {
+  if (spec.channel === 'websocket')
+    return (await publishToSockets(deps.db, row.subscription_id, message.body)) ? { received: true, httpStatus: null } : { received: false };
   const timeoutMs = Math.min(deps.settings.deliveryTimeoutMs, (spec.timeoutSeconds ?? Infinity) * 1000);
-  return deps.client.send(message, signedHeaders(spec, row, message.body), timeoutMs);
+  return { received: true, httpStatus: await deps.client.send(message, signedHeaders(spec, row, message.body), timeoutMs) };
 }
 
 async function settleWithout(deps: DeliveryDeps, row: DeliveryRow, status: FinalStatus, error?: string): Promise<string> {

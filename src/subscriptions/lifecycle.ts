@@ -80,19 +80,17 @@ export class SubscriptionLifecycle {
    * as it binds.
    */
   private async activate(base: StateRow, spec: SubscriptionSpec): Promise<void> {
-    if (spec.channel === 'websocket') {
-      await saveState(this.deps.db, { ...base, status: 'active' });
-      return this.writeStatus(base.id, 'active', null);
-    }
-    try {
-      await resolveEndpoint(hostOf(new URL(spec.endpoint)), this.deps.policy);
-    } catch (err) {
-      return this.fail(base, `Endpoint refused: ${(err as Error).message}`);
-    }
-    if (spec.kind === 'topic') {
-      await saveState(this.deps.db, { ...base, status: 'requested' });
-      await this.deps.enqueue([await createControlDelivery(this.deps.db, base.id, base.owner, 'handshake')]);
-      return;
+    if (spec.channel === 'rest-hook') {
+      try {
+        await resolveEndpoint(hostOf(new URL(spec.endpoint)), this.deps.policy);
+      } catch (err) {
+        return this.fail(base, `Endpoint refused: ${(err as Error).message}`);
+      }
+      if (spec.kind === 'topic') {
+        await saveState(this.deps.db, { ...base, status: 'requested' });
+        await this.deps.enqueue([await createControlDelivery(this.deps.db, base.id, base.owner, 'handshake')]);
+        return;
+      }
     }
     await saveState(this.deps.db, { ...base, status: 'active' });
     await this.writeStatus(base.id, 'active', null);
