@@ -142,7 +142,7 @@ async function events(services: Services, req: Request, res: Response): Promise<
 
 /** A token for the named websocket subscriptions of the caller (instance level: that one). */
 async function bindingToken(services: Services, req: Request, res: Response): Promise<void> {
-  const ids = req.params.id ? [String(req.params.id)] : params(req, 'id').flatMap((v) => v.split(','));
+  const ids = [...new Set(req.params.id ? [String(req.params.id)] : params(req, 'id').flatMap((v) => v.split(',')))];
   if (!ids.length) throw badRequest('Name the subscriptions with id / idで購読を指定してください');
   const found = await visibleSubscriptions(services, res, ids);
   for (const id of ids) {

@@ -130,7 +130,7 @@ describe(`websocket channel, R5 Backport IG (${stackName})`, () => {
     expect(chatty.closed!.code).toBe(1008);
 
     const second = await subscribe(t.facility, websocketSubscription('urgent-communication'));
-    const both = await t.facility.get<FhirParameters>(`Subscription/$get-ws-binding-token?id=${sub.id},${second.id}`);
+    const both = await t.facility.get<FhirParameters>(`Subscription/$get-ws-binding-token?id=${sub.id},${second.id}&id=${sub.id}`);
     expect(both.body.parameter!.filter((p) => p.name === 'subscription').map((p) => p.valueString)).toEqual([`Subscription/${sub.id}`, `Subscription/${second.id}`]);
     const twice = await SocketClient.open(url);
     twice.socket.send(`bind-with-token ${both.body.parameter!.find((p) => p.name === 'token')!.valueString}`);
@@ -199,6 +199,8 @@ describe(`websocket bindings (${stackName})`, () => {
       client.socket.send(`bind-with-token ${(await issueBindingToken(db, [sub.id!])).token}`);
       await client.until(() => client.notifications('handshake').length, 'the handshake');
       expect(await bindings()).toBe(1);
+      const elsewhere = new WebSocket(`ws://127.0.0.1:${(server.address() as AddressInfo).port}/fhir`);
+      await new Promise((resolve) => elsewhere.addEventListener('error', resolve)); // an upgrade of another path is refused
       const large = { resourceType: 'Bundle', type: 'history', note: '医療・介護連携　ｶﾅ '.repeat(800) };
       expect(await publishToSockets(db, sub.id!, JSON.stringify(large))).toBe(true);
       expect(await client.until(() => client.received.find((m) => m.note), 'the large message')).toEqual(large);
