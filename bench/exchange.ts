@@ -16,6 +16,8 @@ import type { Subscription } from '@medplum/fhirtypes';
 import { createPostgresBackend, Queue, runMigrations, Worker, type BackendFactory } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { bareDeliveriesApart } from './bare-deliveries.js';
+import { prepareGatewaySchema } from './bare-rows.js';
 import { CpuMeter, cpuMsOf, cpuMsOfCommand, ownCpuMs } from './cpu.js';
 import { startGatewayProcess } from './gateway-process.js';
 import { onEachStack, type BenchStack } from './stacks.js';
@@ -42,6 +44,8 @@ export interface ExchangeReport {
   /** The same per fan-out delivery. */
   fanoutCpu?: Record<string, number>;
   barePerSec: number;
+  /** The fan-out's second baseline (see bare-deliveries.ts). */
+  bareDeliveriesPerSec: number;
 }
 
 /** The webhook endpoint: answers 200 at once and notes when each notification arrived. */
@@ -128,7 +132,7 @@ export async function benchExchange(stack: BenchStack, port: number): Promise<Ex
   const gateway = await startGatewayProcess({ ...workerEnv, RENKEI_WORKERS: stack.name === 'embedded' ? 'on' : 'off' }, port);
   let worker: { pid: number; stop(): Promise<void> } | undefined;
   const receiver = await BenchReceiver.start();
-  let measured: Omit<ExchangeReport, 'barePerSec'>;
+  let measured: Omit<ExchangeReport, 'barePerSec' | 'bareDeliveriesPerSec'>;
   try {
     if (stack.name === 'servers') worker = await startWorker(workerEnv);
     const client = await BenchClient.register(gateway.url, ADMIN_TOKEN, 'bench-exchange');
@@ -174,7 +178,9 @@ export async function benchExchange(stack: BenchStack, port: number): Promise<Ex
   // With the gateway and worker stopped: their background work (sealing, statistics, retention) is not the baseline's.
   const barePerSec = await bareBullmq(stack);
   log(stack, `bare BullMQ add→process: ${fmt(barePerSec, 0)} jobs/s`);
-  return { ...measured, barePerSec };
+  const bareDeliveriesPerSec = await bareDeliveryWork(stack);
+  log(stack, `bare delivery work (rows, signed POST, AuditEvent; no queue): ${fmt(bareDeliveriesPerSec, 0)} deliveries/s`);
+  return { ...measured, barePerSec, bareDeliveriesPerSec };
 }
 
 /**
@@ -260,6 +266,19 @@ async function bareBullmq(stack: BenchStack): Promise<number> {
   return rate;
 }
 
+/** The rows, signed POSTs and AuditEvents of as many fan-outs, in the baseline store, to a receiver of its own. */
+async function bareDeliveryWork(stack: BenchStack): Promise<number> {
+  const target = await stack.bareUrl();
+  const receiver = await BenchReceiver.start();
+  try {
+    await prepareGatewaySchema(target.url);
+    return await bareDeliveriesApart(target.url, receiver.url, FANOUT_CHANGES, stack.name === 'servers' ? 16 : 4);
+  } finally {
+    await receiver.close();
+    await target.close();
+  }
+}
+
 function log(stack: BenchStack, message: string): void {
   console.log(`[${stack.name}] ${message}`);
 }
@@ -277,6 +296,9 @@ export function printExchangeReport(reports: ExchangeReport[]): void {
     ? Object.values(r.fanoutCpu).map((ms) => fmt(ms, 3)).join(' / ') : '—'));
   row('bare BullMQ add→process jobs/s (baseline)', (r) => fmt(r.barePerSec, 0));
   row('fan-out ÷ bare BullMQ', (r) => `${fmt((100 * r.fanoutPerSec) / r.barePerSec, 0)} %`);
+  row('bare delivery work: rows, signed POST, AuditEvent, no queue (deliveries/s)', (r) => fmt(r.bareDeliveriesPerSec, 0));
+  row('fan-out ÷ bare delivery work', (r) => `${fmt((100 * r.fanoutPerSec) / r.bareDeliveriesPerSec, 0)} %`);
+  row('bare delivery work ÷ bare BullMQ', (r) => `${fmt((100 * r.bareDeliveriesPerSec) / r.barePerSec, 0)} %`);
 }
 
 async function main(): Promise<void> {
