@@ -52,6 +52,9 @@ function deliveryId(req: Request): number {
   return Number(id);
 }
 
+/** Pages lie within PostgreSQL's bigint and print as plain digits (1e21 would print as "1e+21"). */
+const MAX_OFFSET = Number.MAX_SAFE_INTEGER;
+
 function deliveryFilter(req: Request): DeliveryFilter {
   const q = (name: string) => (typeof req.query[name] === 'string' ? (req.query[name] as string) : undefined);
   const status = q('status');
@@ -62,7 +65,7 @@ function deliveryFilter(req: Request): DeliveryFilter {
   const subscription = q('subscription')?.replace(/^Subscription\//, '');
   const count = Number(q('_count') ?? 50);
   const offset = Number(q('_offset') ?? 0);
-  if (!Number.isInteger(count) || count < 0 || count > 1000 || !Number.isInteger(offset) || offset < 0)
-    throw badRequest('_count must be 0..1000 and _offset a non-negative integer');
+  if (!Number.isInteger(count) || count < 0 || count > 1000 || !Number.isInteger(offset) || offset < 0 || offset > MAX_OFFSET)
+    throw badRequest(`_count must be 0..1000 and _offset an integer 0..${MAX_OFFSET}`);
   return { subscriptionId: subscription, status: status as DeliveryFilter['status'], kind: kind as DeliveryFilter['kind'], count, offset };
 }

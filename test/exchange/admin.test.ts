@@ -53,7 +53,11 @@ describe(`exchange administration and observability (${stackName})`, () => {
   });
 
   it('answers 400 for a bad filter, 404 for an unknown delivery and 409 for replaying one that is not dead', async () => {
-    expect((await fetch(`${stack.url}/admin/deliveries?status=lost`, { headers: admin })).status).toBe(400);
+    for (const query of ['status=lost', 'kind=email', '_count=1001', '_count=-1', '_offset=1.5', '_offset=1e21', '_offset=100000000000000000000']) {
+      const res = await fetch(`${stack.url}/admin/deliveries?${query}`, { headers: admin });
+      expect(res.status, query).toBe(400);
+      expect(((await res.json()) as { resourceType: string }).resourceType, query).toBe('OperationOutcome');
+    }
     expect((await fetch(`${stack.url}/admin/deliveries/99999`, { headers: admin })).status).toBe(404);
     const [delivered] = (await adminDeliveries(stack)).deliveries;
     expect((await fetch(`${stack.url}/admin/deliveries/${delivered.id}/replay`, { method: 'POST', headers: admin })).status).toBe(409);
