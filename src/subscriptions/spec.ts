@@ -1,8 +1,10 @@
 import type { Extension, Subscription } from '@medplum/fhirtypes';
 import { FhirError } from '../fhir/outcome.js';
-import { DEFAULT_PURPOSE } from '../store/access.js';
+import { ADMIN_VIEWER, DEFAULT_PURPOSE } from '../store/access.js';
 import { isSupportedType } from '../store/resource-types.js';
+import { criterionSql } from '../store/search/conditions.js';
 import { parseCriterion, type Criterion, type QueryParams } from '../store/search/request.js';
+import { SqlParams } from '../store/sql.js';
 import { topicByUrl, type TopicDefinition } from './topics.js';
 
 const BACKPORT = 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition';
@@ -160,12 +162,22 @@ function parseParams(resourceType: string, query: string, expression: string): C
     if (key.startsWith('_') && !['_id', '_lastUpdated', '_tag', '_profile', '_security', '_source'].includes(key.split(':')[0]))
       throw new SpecError(`${key} shapes search results; it has no meaning in criteria`, expression);
     try {
-      return parseCriterion(resourceType, key, value);
+      return compiled(parseCriterion(resourceType, key, value));
     } catch (err) {
       if (err instanceof FhirError) throw new SpecError(err.message, expression);
       throw err;
     }
   });
+}
+
+/**
+ * A criterion whose value the search code refuses (a date that is not one, a quantity without a number)
+ * is refused here, as a search on /fhir would refuse it: stored, it would fail the matching of every
+ * change of its type, for every subscriber.
+ */
+function compiled(criterion: Criterion): Criterion {
+  criterionSql(criterion, 'r', new SqlParams(), ADMIN_VIEWER);
+  return criterion;
 }
 
 /**

@@ -108,6 +108,9 @@ describe(`R4 criteria-based subscriptions (${stackName})`, () => {
       ['Subscription.channel.type', { ...base, channel: { ...base.channel, type: 'websocket' } }],
       ['Subscription.criteria', { ...base, criteria: 'MedicationRequest?no-such-parameter=1' }],
       ['Subscription.criteria', { ...base, criteria: 'NotAType?x=1' }],
+      // Values the search code refuses: stored, they would fail the matching of every Observation change.
+      ['Subscription.criteria', { ...base, criteria: 'Observation?date=not-a-date' }],
+      ['Subscription.criteria', { ...base, criteria: 'Observation?value-quantity=abc' }],
       ['Subscription.channel.payload', { ...base, channel: { ...base.channel, payload: 'application/fhir+xml' } }],
       ['Subscription.channel.header[0]', { ...base, channel: { ...base.channel, header: ['X-Renkei-Signature: forged'] } }],
       ['Subscription.channel.endpoint', { ...base, channel: { ...base.channel, endpoint: 'ftp://network.example.jp/x' } }],

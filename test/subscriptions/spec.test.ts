@@ -39,6 +39,7 @@ describe('reading a Subscription', () => {
   it('names the element it cannot serve', () => {
     const base = criteriaSubscription('https://x.example.jp', 'Patient');
     expect(problem({ ...base, criteria: 'Patient?_count=10' })?.[0]).toBe('Subscription.criteria');
+    expect(problem({ ...base, criteria: 'Observation?date=2026-13-45' })?.[0]).toBe('Subscription.criteria');
     expect(problem({ ...base, channel: { ...base.channel, type: 'email' } })?.[0]).toBe('Subscription.channel.type');
     expect(problem({ ...base, channel: { ...base.channel, header: ['no colon'] } })?.[0]).toBe('Subscription.channel.header[0]');
     expect(problem({ ...base, channel: { ...base.channel, header: ['Host: evil.example'] } })?.[0]).toBe('Subscription.channel.header[0]');
