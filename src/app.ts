@@ -6,6 +6,7 @@ import { fhirRouter } from './fhir/router.js';
 import { ingestRoutes } from './ingest/routes.js';
 import { FhirError, operationOutcome } from './fhir/outcome.js';
 import { log } from './logger.js';
+import { isNulRejection, nulRefused, refuseNulInRequestLine } from './nul-characters.js';
 import { httpDuration, httpRequests } from './metrics.js';
 import { operationsRoutes } from './operations.js';
 import type { Services } from './services.js';
@@ -18,6 +19,7 @@ export function createApp(services: Services): express.Express {
   app.set('query parser', 'extended');
   app.use(requestMetrics);
   app.use(compression());
+  app.use(refuseNulInRequestLine);
 
   app.use(operationsRoutes(services));
 
@@ -59,6 +61,7 @@ export const errorHandler: ErrorRequestHandler = (err: unknown, req, res, _next)
 
 export function toFhirError(err: BodyParserError): FhirError {
   if (err instanceof FhirError) return err;
+  if (isNulRejection(err)) return nulRefused('request');
   if (err.type === 'entity.too.large')
     return new FhirError(413, { code: 'too-costly', diagnostics: 'Request body is too large / リクエストが大きすぎます' });
   if (err.type === 'entity.parse.failed')

@@ -1,6 +1,7 @@
 import express, { type Request } from 'express';
 import type { JSONWebKeySet } from 'jose';
 import { badRequest, FhirError, notFound } from '../fhir/outcome.js';
+import { jsonBody } from '../nul-characters.js';
 import type { Services } from '../services.js';
 import { ADMIN_VIEWER } from '../store/access.js';
 import type { Client, Registration } from './clients.js';
@@ -10,7 +11,7 @@ import { DEFAULT_CLIENT_SCOPE, formatScopes, parseScopes } from './scopes.js';
 /** `/admin/clients`: the administrator registers, lists and disables the systems that call the gateway. */
 export function clientAdminRoutes(services: Services): express.Router {
   const router = express.Router();
-  router.use('/admin/clients', requireAdmin(services), express.json({ limit: '256kb' }));
+  router.use('/admin/clients', requireAdmin(services), jsonBody({ limit: '256kb' }));
 
   router.post('/admin/clients', async (req, res) => {
     const registration = await parseRegistration(services, req.body);

@@ -1,6 +1,7 @@
 import express, { type Request, type Response } from 'express';
 import type { Config } from '../config.js';
 import { log } from '../logger.js';
+import { formBody } from '../nul-characters.js';
 import type { Services } from '../services.js';
 import { ASSERTION_ALGORITHMS, AssertionError, JWT_BEARER } from './assertion.js';
 import type { Client } from './clients.js';
@@ -15,7 +16,7 @@ class OAuthError extends Error {
 /** `/oauth2/token` (client_credentials) and the SMART configuration that advertises it. */
 export function tokenRoutes(services: Services): express.Router {
   const router = express.Router();
-  router.post('/oauth2/token', express.urlencoded({ extended: false, limit: '64kb' }), (req, res) => {
+  router.post('/oauth2/token', formBody({ extended: false, limit: '64kb' }), (req, res) => {
     issueToken(services, req, res).catch((err: unknown) => sendOAuthError(res, err));
   });
   const smart = (req: Request, res: Response) => void res.json(smartConfiguration(tokenEndpoint(req, services.config)));

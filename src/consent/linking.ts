@@ -1,6 +1,7 @@
 import type { HumanName, Patient } from '@medplum/fhirtypes';
 import type { Caller } from '../fhir/caller.js';
 import { badRequest, FhirError, forbidden, notFound } from '../fhir/outcome.js';
+import { parameterNamed, parametersBody } from '../fhir/operations/parameters.js';
 import type { FhirResult } from '../fhir/results.js';
 import type { FhirService } from '../fhir/service.js';
 import { normalizeString } from '../store/search/normalize.js';
@@ -40,9 +41,8 @@ export async function changeLink(fhir: FhirService, caller: Caller, ownId: strin
 }
 
 function otherPatientId(parameters: unknown): string {
-  const p = parameters as { resourceType?: string; parameter?: { name: string; valueReference?: { reference?: string } }[] };
-  if (p?.resourceType !== 'Parameters') throw badRequest('Send Parameters with other = Reference(Patient/<id>)');
-  const reference = p.parameter?.find((x) => x.name === 'other')?.valueReference?.reference ?? '';
+  if (!parametersBody(parameters)) throw badRequest('Send Parameters with other = Reference(Patient/<id>)');
+  const reference = parameterNamed(parameters, 'other')?.valueReference?.reference ?? '';
   const id = /^Patient\/([A-Za-z0-9\-.]{1,64})$/.exec(reference)?.[1];
   if (!id) throw badRequest('Parameter other must reference Patient/<id>', ['Parameters.parameter']);
   return id;

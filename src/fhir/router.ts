@@ -16,6 +16,7 @@ import { historyQuery } from './history.js';
 import { auditEventRouter } from './audit-router.js';
 import { patientOperations } from './operations/patient.js';
 import { validateOperation } from './operations/validate.js';
+import { formBody, jsonBody } from '../nul-characters.js';
 
 type Handler = (req: Request, res: Response) => Promise<void>;
 
@@ -27,9 +28,9 @@ export function fhirRouter(services: Services): express.Router {
 
   router.use(negotiateFormat);
   router.use(
-    express.json({ type: ['application/fhir+json', 'application/json', 'application/*+json'], limit: services.config.maxBodyBytes }),
+    jsonBody({ type: ['application/fhir+json', 'application/json', 'application/*+json'], limit: services.config.maxBodyBytes }),
   );
-  router.use(express.urlencoded({ extended: false, limit: '1mb' }));
+  router.use(formBody({ extended: false, limit: '1mb' }));
   router.get('/metadata', (req, res) => sendJson(res, 200, JSON.stringify(capabilityStatement(fhirBase(req, services.config)))));
   router.use(authenticate(services));
 

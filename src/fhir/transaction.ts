@@ -28,6 +28,7 @@ interface ParsedEntry {
   ifNoneExist?: string;
 }
 
+const PERCENT_NUL = /%00/i;
 const ORDER: Record<Method, number> = { DELETE: 0, POST: 1, PUT: 2, GET: 3 };
 const INTERACTION: Record<Method, Interaction> = { DELETE: 'delete', POST: 'create', PUT: 'update', GET: 'read' };
 
@@ -39,6 +40,7 @@ export async function processBundle(
   if (bundle?.resourceType !== 'Bundle') throw badRequest('POST to the base URL takes a Bundle / Bundleを送信してください', ['resourceType']);
   if (bundle.type !== 'transaction' && bundle.type !== 'batch')
     throw badRequest(`Bundle.type must be transaction or batch, not ${bundle.type}`, ['Bundle.type']);
+  if (bundle.entry !== undefined && !Array.isArray(bundle.entry)) throw badRequest('Bundle.entry is a list of entries', ['Bundle.entry']);
   const entries = (bundle.entry ?? []).map((entry, index) => parseEntry(entry, index, auth));
   if (bundle.type === 'batch') return runBatch(fhir, caller, entries, base);
   return runTransaction(fhir, services, caller, bundle, entries, base);
@@ -46,9 +48,12 @@ export async function processBundle(
 
 function parseEntry(entry: BundleEntry, index: number, auth: AuthContext): ParsedEntry {
   const at = (msg: string) => badRequest(`Bundle.entry[${index}]: ${msg}`, [`Bundle.entry[${index}]`]);
-  const method = entry.request?.method as Method | undefined;
-  const url = entry.request?.url;
-  if (!method || !(method in ORDER) || !url) throw at('request.method (GET, POST, PUT or DELETE) and request.url are required');
+  const method = entry?.request?.method as Method | undefined;
+  const url = entry?.request?.url;
+  if (!method || !(method in ORDER) || !url || typeof url !== 'string')
+    throw at('request.method (GET, POST, PUT or DELETE) and request.url are required');
+  if (PERCENT_NUL.test(url) || PERCENT_NUL.test(String(entry.request?.ifNoneExist ?? '')))
+    throw at('request.url and request.ifNoneExist may not hold a NUL character (%00) / NUL文字は使用できません');
   const [path, query] = url.replace(/^\//, '').split('?', 2);
   const [type, id, history, version] = path.split('/');
   if (!isSupportedType(type)) throw at(`resource type ${type} is not held by this gateway`);
@@ -56,6 +61,8 @@ function parseEntry(entry: BundleEntry, index: number, auth: AuthContext): Parse
   if (history && history !== '_history') throw at(`unsupported URL ${url}`);
   if (id) assertId(id);
   checkScope(auth, type, method === 'GET' && !id ? 'search' : INTERACTION[method]);
+  for (const [name, value] of [['fullUrl', entry.fullUrl], ['request.ifMatch', entry.request?.ifMatch], ['request.ifNoneExist', entry.request?.ifNoneExist]])
+    if (value !== undefined && typeof value !== 'string') throw at(`${name} must be a string`);
   const parsed: ParsedEntry = { index, method, type, id, query, version, fullUrl: entry.fullUrl, resource: entry.resource };
   if (entry.request?.ifMatch) {
     parsed.ifMatch = versionFromEtag(entry.request.ifMatch);

@@ -1,6 +1,7 @@
 import express from 'express';
 import { requireAdmin } from '../auth/middleware.js';
 import { badRequest, conflict, FhirError, notFound } from '../fhir/outcome.js';
+import { jsonBody } from '../nul-characters.js';
 import type { Services } from '../services.js';
 import type { Queryable } from '../store/db.js';
 
@@ -67,7 +68,7 @@ const TEXT = /^[\x20-\x7e]{1,180}$/;
 /** `/admin/mllp-senders`: POST {sending_facility, sending_application?, client_id, remote_address?}, GET, DELETE. */
 export function mllpSenderRoutes(services: Services): express.Router {
   const router = express.Router();
-  router.use('/admin/mllp-senders', requireAdmin(services), express.json({ limit: '16kb' }));
+  router.use('/admin/mllp-senders', requireAdmin(services), jsonBody({ limit: '16kb' }));
 
   router.post('/admin/mllp-senders', async (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>;

@@ -3,7 +3,9 @@ import express, { type NextFunction, type Request, type RequestHandler, type Res
 import { authenticate } from '../auth/middleware.js';
 import { authOf, checkScope } from '../auth/context.js';
 import { fhirBase, sendJson } from '../fhir/http.js';
+import { parametersBody } from '../fhir/operations/parameters.js';
 import { badRequest, notFound } from '../fhir/outcome.js';
+import { jsonBody } from '../nul-characters.js';
 import type { Services } from '../services.js';
 import { visibilitySql } from '../store/access.js';
 import { SqlParams } from '../store/sql.js';
@@ -23,7 +25,7 @@ const MAX_EVENTS = 100;
  */
 export function subscriptionOperations(services: Services): express.Router {
   const router = express.Router();
-  const json = express.json({ type: ['application/fhir+json', 'application/json'], limit: '1mb' });
+  const json = jsonBody({ type: ['application/fhir+json', 'application/json'], limit: '1mb' });
   const guard = [authenticate(services), json] as RequestHandler[];
   const when = (operation: string, handler: (req: Request, res: Response) => Promise<void>) =>
     (req: Request, res: Response, next: NextFunction) => {
@@ -54,8 +56,7 @@ async function run(handlers: RequestHandler[], req: Request, res: Response): Pro
 /** Operation parameters from the query string and, for POST, a Parameters body. */
 function params(req: Request, name: string): string[] {
   const fromQuery = ([] as unknown[]).concat(req.query[name] ?? []).map(String);
-  const body = req.method === 'POST' && (req.body as Parameters | undefined)?.resourceType === 'Parameters' ? (req.body as Parameters) : undefined;
-  const fromBody = (body?.parameter ?? []).filter((p) => p.name === name)
+  const fromBody = ((req.method === 'POST' ? parametersBody(req.body) : undefined)?.parameter ?? []).filter((p) => p.name === name)
     .map((p) => p.valueString ?? p.valueCode ?? p.valueId ?? p.valueUnsignedInt?.toString() ?? p.valueInteger?.toString())
     .filter((v): v is string => v !== undefined);
   return [...fromQuery, ...fromBody];

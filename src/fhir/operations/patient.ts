@@ -10,6 +10,7 @@ import { everythingJson } from '../bundles.js';
 import type { Caller } from '../caller.js';
 import { fhirBase, sendJson, sendResult } from '../http.js';
 import { badRequest, FhirError } from '../outcome.js';
+import { parameterNamed } from './parameters.js';
 import type { FhirService } from '../service.js';
 
 export interface OperationContext {
@@ -62,15 +63,15 @@ export function patientOperations(fhir: FhirService, services: Services) {
     checkScope(authOf(res), 'Patient', 'update');
     const patientId = String(req.params.id);
     const operation = unlink ? '$unlink' : '$link';
-    const other = (req.body?.parameter as { name?: string; valueReference?: { reference?: string } }[] | undefined)
-      ?.find((p) => p.name === 'other')?.valueReference?.reference;
-    const facts = { interaction: 'operation' as const, operation, actor: caller, patientId, entities: [`Patient/${patientId}`, ...(other ? [other] : [])] };
+    let other: string | undefined;
+    const facts = () => ({ interaction: 'operation' as const, operation, actor: caller, patientId, entities: [`Patient/${patientId}`, ...(other ? [other] : [])] });
     try {
+      other = parameterNamed(req.body, 'other')?.valueReference?.reference;
       const result = await changeLink(fhir, caller, patientId, req.body, unlink);
-      await services.audit.record(auditRow(facts));
+      await services.audit.record(auditRow(facts()));
       sendResult(req, res, result, services.config, true);
     } catch (err) {
-      if (err instanceof FhirError) await services.audit.record(auditRow({ ...facts, outcome: '4', outcomeDesc: err.message.slice(0, 500) }));
+      if (err instanceof FhirError) await services.audit.record(auditRow({ ...facts(), outcome: '4', outcomeDesc: err.message.slice(0, 500) }));
       throw err;
     }
   }

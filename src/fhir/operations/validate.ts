@@ -7,6 +7,7 @@ import { sendJson } from '../http.js';
 import { badRequest, operationOutcome, type Issue } from '../outcome.js';
 import type { FhirService } from '../service.js';
 import { validationIssues } from '../validate.js';
+import { parametersBody } from './parameters.js';
 
 const MODES = ['create', 'update', 'delete'];
 
@@ -17,7 +18,7 @@ const MODES = ['create', 'update', 'delete'];
  */
 export async function validateOperation(fhir: FhirService, services: Services, req: Request, res: Response, caller: Caller, type: string) {
   checkScope(authOf(res), type, 'operation');
-  const parameters = req.body?.resourceType === 'Parameters' ? (req.body.parameter as { name: string; resource?: unknown; valueCode?: string }[] ?? []) : undefined;
+  const parameters = req.body?.resourceType === 'Parameters' ? (parametersBody(req.body)?.parameter ?? []) : undefined;
   const body = parameters ? parameters.find((p) => p.name === 'resource')?.resource : req.body;
   const mode = String(req.query.mode ?? parameters?.find((p) => p.name === 'mode')?.valueCode ?? 'create');
   if (!MODES.includes(mode)) throw badRequest(`mode must be one of ${MODES.join(', ')}`, ['mode']);
