@@ -1,5 +1,6 @@
 import { parse } from 'csv-parse/sync';
 import iconv from 'iconv-lite';
+import { hasJsonNulEscape } from '../nul-characters.js';
 import { shiftJisFault, utf8Fault } from './hl7v2/charset.js';
 
 /**
@@ -49,6 +50,8 @@ function lineAt(bytes: Uint8Array, offset: number): number {
 }
 
 export function decodeText(bytes: Uint8Array, charset: TextCharset): string {
+  const nul = bytes.indexOf(0);
+  if (nul >= 0) throw new TableError([{ line: lineAt(bytes, nul), reason: 'the file contains a NUL byte (0x00): is it a text file? / NUL文字 (0x00) が含まれています' }], 400);
   if (charset === 'utf-8') {
     const body = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? bytes.subarray(3) : bytes;
     const fault = utf8Fault(body);
@@ -107,6 +110,7 @@ export function tableOfJson(text: string): Table {
   } catch (err) {
     throw new TableError([{ reason: `not JSON: ${(err as Error).message} / JSONとして読めません` }]);
   }
+  if (hasJsonNulEscape(text)) throw new TableError([{ reason: 'a value contains a NUL character (\\u0000) / NUL文字が含まれています' }]);
   const list = Array.isArray(value) ? value : (value as { records?: unknown })?.records;
   if (!Array.isArray(list) || !list.length) throw new TableError([{ reason: 'send a JSON array of records (or {"records": [...]}) / レコードの配列を送ってください' }]);
   const header = new Set<string>();

@@ -142,6 +142,19 @@ describe(`care-plan CSV and care records over HTTP (${stackName})`, () => {
     expect((await sakura.get('Communication')).body.total).toBe(2);
   });
 
+  it('refuses a NUL character in a CSV file or a JSON record with 400, naming the line, and stores nothing of it', async () => {
+    const before = (await new FhirClient(stack.url, facility).get('Observation?_summary=count')).body.total;
+    const csv = await records(csvFile('care-records-urgent-flags.csv').toString('utf8').replace('R-0042', 'R-00\u000042'), '', 'text/csv; charset=utf-8');
+    expect(csv.status).toBe(400);
+    expect(json(csv.text).issue[0].diagnostics).toMatch(/^line 2: the file contains a NUL byte/);
+    const recordsJson = csvFile('care-records-records.json').toString('utf8');
+    const withNul = recordsJson.replace('R-0042', 'R-00\\u000042');
+    const fromJson = await records(withNul, '', 'application/json');
+    expect(fromJson.status).toBe(400);
+    expect(json(fromJson.text).issue[0].diagnostics).toMatch(/NUL/);
+    expect((await new FhirClient(stack.url, facility).get('Observation?_summary=count')).body.total).toBe(before);
+  });
+
   it('reads the partial flag the same way on intake and on $replay (true/1/yes/on, false/0/no/off; anything else 400)', async () => {
     const file = (hour: string) => `記録日時,施設利用者ID,体温\n2026-11-25T${hour}:00:00+09:00,R-0042,36.5\n2026-11-25T${hour}:00:00+09:00,R-0099,36.5\n`;
     for (const [hour, flag] of [['01', 'yes'], ['02', 'ON'], ['03', '1'], ['04', 'true']]) {

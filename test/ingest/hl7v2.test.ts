@@ -77,6 +77,15 @@ describe('MSH-18 character sets', () => {
     expect(unknown.problems[0]).toMatchObject({ code: '103', location: { segment: 'MSH', field: 18 } });
   });
 
+  it('refuses a NUL byte in any character set, naming where it is', () => {
+    for (const [charset, encode] of [['UNICODE UTF-8', (t: string) => Buffer.from(t, 'utf8')], ['SHIFT_JIS', (t: string) => iconv.encode(t, 'cp932')]] as const) {
+      const nul = refusal(() => decodeMessage(encode(message(charset, PID.replace('0000120034', '00001\u000020034')))));
+      expect(nul.ack, charset).toBe('AR');
+      expect(nul.problems[0], charset).toMatchObject({ code: '102', location: { segment: 'PID', sequence: 2, field: 3 } });
+      expect(nul.problems[0].reason, charset).toMatch(/NUL byte/);
+    }
+  });
+
   it('finds broken ISO-2022-JP: 8-bit bytes, a line ending inside a 2-byte run, an unknown escape', () => {
     expect(iso2022jpFault(Buffer.from('AB\x1b$B;3\x1b(B', 'latin1'))).toBeUndefined();
     expect(iso2022jpFault(Buffer.from('AB\x1b$B;3\rED\x1b(B', 'latin1'))?.reason).toMatch(/line ends inside/);
@@ -92,6 +101,7 @@ describe('HL7 escape sequences', () => {
     expect(unescapeText('A\\F\\B\\S\\C\\T\\D\\R\\E\\E\\', d)).toBe('A|B^C&D~E\\');
     expect(unescapeText('一行目\\.br\\二行目', d)).toBe('一行目\n二行目');
     expect(unescapeText('\\X414243\\', d)).toBe('ABC');
+    expect(unescapeText('\\X41004200\\', d), 'NUL bytes of hex data are dropped').toBe('AB');
     expect(unescapeText('\\H\\強調\\N\\', d)).toBe('強調');
     expect(unescapeText('a\\b', d)).toBe('a\\b');
     expect(unescapeText('trailing\\', d)).toBe('trailing\\');

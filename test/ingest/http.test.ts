@@ -146,6 +146,14 @@ describe(`HL7 v2 over HTTP (${stackName})`, () => {
     expect(Buffer.from(kept.raw, 'base64').toString('utf8')).toContain('テスト');
   });
 
+  it('a NUL byte is AR 102 naming where it is, not a retryable failure, and nothing of the message is stored', async () => {
+    const nul = await send(utf8(MSH('NUL-1', 'ADT^A08^ADT_A01', '20261104120000'), PID.replace('0000120034', 'NUL\u00000001')));
+    expect(nul.status).toBe(400);
+    expect(ackOf(nul.text)).toMatchObject({ code: 'AR' });
+    expect(ackOf(nul.text).errors[0]).toMatch(/^ERR\|\|PID\^2\^3\|102\^Data type error\^HL70357\|E\|\|\|\|The message contains a NUL byte/);
+    expect((await fhir.get(`Patient?identifier=${encodeURIComponent(PATIENT_SYSTEM)}|NUL`)).body.total).toBe(0);
+  });
+
   it('a content error is AE 422 naming segment and field, and nothing of the message is stored', async () => {
     const message = encodeIso2022jp([
       MSH('HALF-1', 'RDE^O11^RDE_O11', '20261212090000', '~ISO IR87'), PID, 'PV1|0001|O',

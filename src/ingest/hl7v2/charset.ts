@@ -52,6 +52,11 @@ export function decodeMessage(input: Uint8Array): DecodedMessage {
     throw rejected(MSH18, ERROR_CODES.tableValueNotFound,
       `MSH-18 character set "${declared.value}" is not supported; send ${SUPPORTED} / 文字コード指定に対応していません`);
   }
+  const nul = bytes.indexOf(0);
+  if (nul >= 0) {
+    throw rejected(locateOffset(bytes, nul), ERROR_CODES.dataType,
+      'The message contains a NUL byte (0x00), which no HL7 v2 or FHIR text may hold / NUL文字 (0x00) が含まれています');
+  }
   const fault = faultFor(charset, bytes);
   if (fault) {
     throw rejected(locateOffset(bytes, fault.offset), ERROR_CODES.dataType,

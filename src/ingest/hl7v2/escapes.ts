@@ -60,10 +60,11 @@ function replacement(body: string, d: Delimiters): string | undefined {
   return undefined;
 }
 
+/** Hexadecimal data as text; NUL bytes (padding, in practice) are dropped: no FHIR string holds one. */
 function hexText(hex: string): string {
-  const bytes = Buffer.from(hex, 'hex');
+  const bytes = Buffer.from(hex, 'hex').filter((b) => b !== 0);
   const utf8 = new TextDecoder('utf-8', { fatal: false }).decode(bytes);
-  return utf8.includes('\uFFFD') ? bytes.toString('latin1') : utf8;
+  return utf8.includes('\uFFFD') ? Buffer.from(bytes).toString('latin1') : utf8;
 }
 
 /** Escapes text for a field value: delimiters become escape sequences, line breaks \.br\. */
