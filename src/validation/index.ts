@@ -66,7 +66,8 @@ export function validateRules(r: Record<string, unknown>, options: ValidateOptio
   const issues: ValidationIssue[] = [];
   const type = r.resourceType as string;
   walkResource(r, invariantVisitor(issues), issues);
-  const claimed = ((r.meta as Json | undefined)?.profile as string[] | undefined) ?? [];
+  // A null among the claims is the walker's error already (no _profile entry stands beside it).
+  const claimed = (((r.meta as Json | undefined)?.profile as unknown[] | undefined) ?? []).filter((u): u is string => typeof u === 'string');
   const urls = new Set([...claimed, ...(options.profiles ?? [])].map((u) => u.split('|')[0]));
   for (const url of urls) {
     const profile = registry.profiles.get(url);

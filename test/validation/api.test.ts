@@ -52,6 +52,12 @@ describe('validateResource', () => {
     expect(hasErrors(issues)).toBe(false);
   });
 
+  it('reports a null profile claim with no _profile beside it, and checks the claims that are there', () => {
+    const issues = validateResource({ ...patient(), meta: { profile: [null, `${BASE}renkei-patient`] }, gender: undefined });
+    expect(issues.filter((i) => i.severity === 'error').map((i) => i.expression?.[0])).toEqual(expect.arrayContaining(['Patient.meta.profile[0]']));
+    expect(issues.some((i) => i.severity === 'error' && /gender/.test(i.expression?.[0] ?? ''))).toBe(true);
+  });
+
   it('checks options.profiles, and refuses an unknown one', () => {
     const p = patient();
     expect(validateResource(p, { profiles: [`${BASE}renkei-patient`] })).toEqual([]);
