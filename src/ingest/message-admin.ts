@@ -79,7 +79,8 @@ function filterOf(req: Request): MessageFilter {
   const count = Number(q('_count') ?? 50);
   const offset = Number(q('_offset') ?? 0);
   if (!Number.isInteger(count) || count < 0 || count > 500) throw badRequest('_count must be 0–500');
-  if (!Number.isInteger(offset) || offset < 0) throw badRequest('_offset must be a non-negative integer');
+  // Within 2^53 the offset prints as plain digits for PostgreSQL's bigint (1e21 would print as "1e+21").
+  if (!Number.isSafeInteger(offset) || offset < 0) throw badRequest(`_offset must be an integer 0..${Number.MAX_SAFE_INTEGER}`);
   return {
     status: status as MessageFilter['status'], kind: kind as MessageFilter['kind'], controlId: q('control_id'), sender: q('sender'),
     since: since ? new Date(since) : undefined, count, offset,

@@ -74,7 +74,8 @@ describe(`message store: listing, replay, retention and log hygiene (${stackName
     const detail = await get(`/admin/messages/${kitaMessage.id}`, kita);
     expect(detail.body.text).toContain('北^花子');
     expect(Buffer.from(detail.body.raw, 'base64').toString('utf8')).toContain('KITA-1');
-    expect((await get('/admin/messages?status=lost', ADMIN_TOKEN)).status).toBe(400);
+    for (const query of ['status=lost', 'kind=fax', '_count=501', '_offset=-1', '_offset=1e21', '_offset=100000000000000000000', 'since=soon'])
+      expect((await get(`/admin/messages?${query}`, ADMIN_TOKEN)).status, query).toBe(400);
     expect((await get('/admin/messages/abc', ADMIN_TOKEN)).status).toBe(400);
     expect((await get('/admin/messages', '')).status).toBe(401);
   });
