@@ -16,11 +16,15 @@ import { startGatewayProcess } from './gateway-process.js';
 import { embeddedStack, reachable, serverStack, type BenchStack } from './stacks.js';
 import { fmt, runPool, summarize, type Latencies } from './stats.js';
 import { validateResource } from '../src/validation/index.js';
+import { createLogger, setLogger } from '../src/logger.js';
 import { BenchClient, observationOf, patientOf } from './workload.js';
 import { bareGatewayRows, prepareGatewaySchema } from './bare-rows.js';
 import { benchConsent, printConsentReport, type ConsentReport } from './consent.js';
 import { benchExchange, printExchangeReport, type ExchangeReport } from './exchange.js';
 import { benchIngest, benchParsing, parsesSetting, printIngestReport, type IngestReport, type ParseReport } from './ingest.js';
+
+// The baselines' in-process stores would log their start and migrations between the report lines.
+setLogger(createLogger(process.env.LOG_LEVEL || 'warn'));
 
 const RESOURCES = Number(process.env.BENCH_RESOURCES ?? 100_000);
 const CREATES = Number(process.env.BENCH_CREATES ?? 5000);
