@@ -23,6 +23,11 @@ const PERCENT_NUL = /%00/i;
 /** `\u0000` in JSON text, unless its backslash is itself escaped (`\\u0000` is the six characters). */
 const JSON_NUL_ESCAPE = /(?<!\\)(?:\\\\)*\\u0000/;
 
+/** Whether a URL or query string holds a percent-encoded NUL. */
+export function hasPercentNul(text: string): boolean {
+  return PERCENT_NUL.test(text);
+}
+
 /** Whether JSON text holds an escaped U+0000 (raw control characters are not JSON at all). */
 export function hasJsonNulEscape(text: string): boolean {
   return text.includes('\\u0000') && JSON_NUL_ESCAPE.test(text);

@@ -4,6 +4,7 @@ import { ExpressAdapter } from '@bull-board/express';
 import express, { type Request } from 'express';
 import { requireAdmin } from '../auth/middleware.js';
 import { badRequest, conflict, notFound } from '../fhir/outcome.js';
+import { oneOf, pageOf } from '../admin-query.js';
 import type { Services } from '../services.js';
 import { DELIVERY_KINDS, DELIVERY_STATUSES, getDelivery, listDeliveries, replayDead, type DeliveryFilter } from './delivery-admin.js';
 
@@ -52,20 +53,10 @@ function deliveryId(req: Request): number {
   return Number(id);
 }
 
-/** Pages lie within PostgreSQL's bigint and print as plain digits (1e21 would print as "1e+21"). */
-const MAX_OFFSET = Number.MAX_SAFE_INTEGER;
-
 function deliveryFilter(req: Request): DeliveryFilter {
   const q = (name: string) => (typeof req.query[name] === 'string' ? (req.query[name] as string) : undefined);
-  const status = q('status');
-  if (status && !(DELIVERY_STATUSES as readonly string[]).includes(status))
-    throw badRequest(`status must be one of ${DELIVERY_STATUSES.join(', ')}`);
-  const kind = q('kind');
-  if (kind && !(DELIVERY_KINDS as readonly string[]).includes(kind)) throw badRequest(`kind must be one of ${DELIVERY_KINDS.join(', ')}`);
+  const status = oneOf('status', q('status'), DELIVERY_STATUSES);
+  const kind = oneOf('kind', q('kind'), DELIVERY_KINDS);
   const subscription = q('subscription')?.replace(/^Subscription\//, '');
-  const count = Number(q('_count') ?? 50);
-  const offset = Number(q('_offset') ?? 0);
-  if (!Number.isInteger(count) || count < 0 || count > 1000 || !Number.isInteger(offset) || offset < 0 || offset > MAX_OFFSET)
-    throw badRequest(`_count must be 0..1000 and _offset an integer 0..${MAX_OFFSET}`);
-  return { subscriptionId: subscription, status: status as DeliveryFilter['status'], kind: kind as DeliveryFilter['kind'], count, offset };
+  return { subscriptionId: subscription, status, kind, ...pageOf(q('_count'), q('_offset'), 1000) };
 }

@@ -7,6 +7,7 @@ import { isSupportedType } from '../store/resource-types.js';
 import type { PreparedWrite } from '../store/write-batch.js';
 import { searchsetJson } from './bundles.js';
 import type { Caller } from './caller.js';
+import { hasPercentNul } from '../nul-characters.js';
 import { FhirError, badRequest, preconditionFailed } from './outcome.js';
 import { collectReferences, rewriteReferences } from './references.js';
 import { etagOf, versionFromEtag, type FhirResult } from './results.js';
@@ -28,7 +29,6 @@ interface ParsedEntry {
   ifNoneExist?: string;
 }
 
-const PERCENT_NUL = /%00/i;
 const ORDER: Record<Method, number> = { DELETE: 0, POST: 1, PUT: 2, GET: 3 };
 const INTERACTION: Record<Method, Interaction> = { DELETE: 'delete', POST: 'create', PUT: 'update', GET: 'read' };
 
@@ -52,7 +52,9 @@ function parseEntry(entry: BundleEntry, index: number, auth: AuthContext): Parse
   const url = entry?.request?.url;
   if (!method || !(method in ORDER) || !url || typeof url !== 'string')
     throw at('request.method (GET, POST, PUT or DELETE) and request.url are required');
-  if (PERCENT_NUL.test(url) || PERCENT_NUL.test(String(entry.request?.ifNoneExist ?? '')))
+  for (const [name, value] of [['fullUrl', entry.fullUrl], ['request.ifMatch', entry.request?.ifMatch], ['request.ifNoneExist', entry.request?.ifNoneExist]])
+    if (value !== undefined && typeof value !== 'string') throw at(`${name} must be a string`);
+  if (hasPercentNul(url) || hasPercentNul(entry.request?.ifNoneExist ?? ''))
     throw at('request.url and request.ifNoneExist may not hold a NUL character (%00) / NUL文字は使用できません');
   const [path, query] = url.replace(/^\//, '').split('?', 2);
   const [type, id, history, version] = path.split('/');
@@ -61,8 +63,6 @@ function parseEntry(entry: BundleEntry, index: number, auth: AuthContext): Parse
   if (history && history !== '_history') throw at(`unsupported URL ${url}`);
   if (id) assertId(id);
   checkScope(auth, type, method === 'GET' && !id ? 'search' : INTERACTION[method]);
-  for (const [name, value] of [['fullUrl', entry.fullUrl], ['request.ifMatch', entry.request?.ifMatch], ['request.ifNoneExist', entry.request?.ifNoneExist]])
-    if (value !== undefined && typeof value !== 'string') throw at(`${name} must be a string`);
   const parsed: ParsedEntry = { index, method, type, id, query, version, fullUrl: entry.fullUrl, resource: entry.resource };
   if (entry.request?.ifMatch) {
     parsed.ifMatch = versionFromEtag(entry.request.ifMatch);

@@ -4,6 +4,7 @@ import { authOf, type AuthContext } from '../auth/context.js';
 import { authenticate } from '../auth/middleware.js';
 import { parseScopes } from '../auth/scopes.js';
 import { badRequest, conflict, forbidden, notFound } from '../fhir/outcome.js';
+import { oneOf, pageOf } from '../admin-query.js';
 import type { Services } from '../services.js';
 import { prepareCareRecords } from './care-records.js';
 import { prepareCareplan } from './careplan.js';
@@ -70,20 +71,13 @@ function messageId(req: Request): number {
 
 function filterOf(req: Request): MessageFilter {
   const q = (name: string) => (typeof req.query[name] === 'string' && req.query[name] ? (req.query[name] as string) : undefined);
-  const status = q('status');
-  if (status && !(MESSAGE_STATUSES as readonly string[]).includes(status)) throw badRequest(`status must be one of ${MESSAGE_STATUSES.join(', ')}`);
-  const kind = q('kind');
-  if (kind && !(MESSAGE_KINDS as readonly string[]).includes(kind)) throw badRequest(`kind must be one of ${MESSAGE_KINDS.join(', ')}`);
+  const status = oneOf('status', q('status'), MESSAGE_STATUSES);
+  const kind = oneOf('kind', q('kind'), MESSAGE_KINDS);
   const since = q('since');
   if (since && Number.isNaN(Date.parse(since))) throw badRequest('since must be a date/time (ISO 8601)');
-  const count = Number(q('_count') ?? 50);
-  const offset = Number(q('_offset') ?? 0);
-  if (!Number.isInteger(count) || count < 0 || count > 500) throw badRequest('_count must be 0–500');
-  // Within 2^53 the offset prints as plain digits for PostgreSQL's bigint (1e21 would print as "1e+21").
-  if (!Number.isSafeInteger(offset) || offset < 0) throw badRequest(`_offset must be an integer 0..${Number.MAX_SAFE_INTEGER}`);
   return {
-    status: status as MessageFilter['status'], kind: kind as MessageFilter['kind'], controlId: q('control_id'), sender: q('sender'),
-    since: since ? new Date(since) : undefined, count, offset,
+    status, kind, controlId: q('control_id'), sender: q('sender'), since: since ? new Date(since) : undefined,
+    ...pageOf(q('_count'), q('_offset'), 500),
   };
 }
 

@@ -1,4 +1,5 @@
 import type { Parameters, ParametersParameter } from '@medplum/fhirtypes';
+import { isObject } from '../../validation/instances.js';
 import { badRequest } from '../outcome.js';
 
 /**
@@ -18,8 +19,4 @@ export function parametersBody(body: unknown): Parameters | undefined {
 /** The named parameter of a Parameters body (the first, when named twice). */
 export function parameterNamed(body: unknown, name: string): ParametersParameter | undefined {
   return parametersBody(body)?.parameter?.find((p) => p.name === name);
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
