@@ -147,6 +147,8 @@ describe(`care-plan CSV and care records over HTTP (${stackName})`, () => {
     const csv = await records(csvFile('care-records-urgent-flags.csv').toString('utf8').replace('R-0042', 'R-00\u000042'), '', 'text/csv; charset=utf-8');
     expect(csv.status).toBe(400);
     expect(json(csv.text).issue[0].diagnostics).toMatch(/^line 2: the file contains a NUL byte/);
+    const kept = await fetch(`${stack.url}${csv.location}`, { headers: { authorization: `Bearer ${facility}` } }).then((r) => r.json() as Promise<any>);
+    expect(kept).toMatchObject({ status: 'rejected', kind: 'care-records' });
     const recordsJson = csvFile('care-records-records.json').toString('utf8');
     const withNul = recordsJson.replace('R-0042', 'R-00\\u000042');
     const fromJson = await records(withNul, '', 'application/json');

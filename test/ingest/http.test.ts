@@ -152,6 +152,9 @@ describe(`HL7 v2 over HTTP (${stackName})`, () => {
     expect(ackOf(nul.text)).toMatchObject({ code: 'AR' });
     expect(ackOf(nul.text).errors[0]).toMatch(/^ERR\|\|PID\^2\^3\|102\^Data type error\^HL70357\|E\|\|\|\|The message contains a NUL byte/);
     expect((await fhir.get(`Patient?identifier=${encodeURIComponent(PATIENT_SYSTEM)}|NUL`)).body.total).toBe(0);
+    const kept = await fetch(`${stack.url}${nul.location}`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.json() as Promise<any>);
+    expect(kept).toMatchObject({ status: 'rejected', ack: 'AR', kind: 'hl7v2' });
+    expect(Buffer.from(kept.raw, 'base64').includes(0), 'the bytes are kept as sent').toBe(true);
   });
 
   it('a content error is AE 422 naming segment and field, and nothing of the message is stored', async () => {
